@@ -1,0 +1,495 @@
+// torchscope recorder: RecordFunction callbacks, module marks and allocator
+// events, appended to per-thread buffers. See ../shared/DESIGN.md for the
+// verified PyTorch facts this relies on.
+//
+// Hot-path rules: callbacks never throw, never touch Python, never call ops,
+// and allocate only when a buffer grows (amortised) or a new op name is seen.
+#include "recorder.h"
+
+#include <ATen/record_function.h>
+#include <c10/core/Allocator.h>
+#include <c10/util/ThreadLocalDebugInfo.h>
+#include <torch/csrc/profiler/orchestration/observer.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+
+// Integer defines from the build (a string define does not survive every
+// build tool's quoting): the torch minor version this file is compiled for.
+#define TORCHSCOPE_STR2(x) #x
+#define TORCHSCOPE_STR(x) TORCHSCOPE_STR2(x)
+#if defined(TORCHSCOPE_TORCH_MAJOR) && defined(TORCHSCOPE_TORCH_MINOR)
+#define TORCHSCOPE_TORCH_VERSION \
+  TORCHSCOPE_STR(TORCHSCOPE_TORCH_MAJOR) "." TORCHSCOPE_STR(TORCHSCOPE_TORCH_MINOR)
+#else
+#define TORCHSCOPE_TORCH_VERSION "unknown"
+#endif
+
+namespace torchscope {
+namespace {
+
+struct OpRec {
+  int64_t seq_nr, fwd_thread, start, end, args_off;
+  int32_t name, parent, args_len;
+  int32_t iter;
+  int64_t call;
+  int8_t scope;
+};
+struct CallRec {
+  int64_t id, parent, depth, enter, exit, iter;
+  int32_t module;
+  bool failed;
+};
+struct MemRec {
+  int64_t time, ptr, bytes, total_allocated, total_reserved;
+  int64_t op, call;  // op is a thread-local index until collect()
+  int16_t device_type, device_index;
+};
+
+// One per thread per session; owned by the registry so it outlives the
+// thread (autograd workers may exit before collect()).
+struct ThreadBuffer {
+  uint64_t thread_id = 0;
+  std::vector<OpRec> ops;
+  std::vector<int64_t> args;
+  std::vector<CallRec> calls;
+  std::vector<MemRec> mem;
+};
+
+struct OpenOp {
+  const at::RecordFunction* fn;  // identity check for start/end pairing
+  int32_t index;
+};
+struct OpenCall {
+  int64_t id;
+  int32_t index;
+};
+
+struct ThreadState {
+  uint64_t generation = 0;
+  std::shared_ptr<ThreadBuffer> buffer;
+  std::vector<OpenOp> op_stack;
+  std::vector<OpenCall> call_stack;
+  // name -> id cache; views point into the process-wide name storage.
+  std::unordered_map<std::string_view, int32_t> name_cache;
+};
+thread_local ThreadState tls;
+
+std::atomic<uint64_t> g_generation{0};
+std::atomic<bool> g_recording{false};
+std::atomic<bool> g_record_shapes{true};
+std::atomic<int64_t> g_next_call{0};
+std::atomic<int32_t> g_iter{0};
+std::atomic<int64_t> g_dropped_ends{0};
+
+std::mutex g_session_mu;  // start/stop/collect
+bool g_active = false;
+bool g_memory = false;
+std::thread::id g_owner;
+at::CallbackHandle g_handle = 0;
+
+std::mutex g_registry_mu;
+std::vector<std::shared_ptr<ThreadBuffer>> g_buffers;
+
+std::mutex g_names_mu;
+std::deque<std::string> g_names;  // deque: stable addresses for the views
+std::unordered_map<std::string_view, int32_t> g_name_ids;
+
+inline int64_t clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+ThreadBuffer* refresh(ThreadState& ts, uint64_t generation) {
+  auto buf = std::make_shared<ThreadBuffer>();
+  buf->thread_id = at::RecordFunction::currentThreadId();
+  buf->ops.reserve(4096);
+  buf->args.reserve(32768);
+  buf->calls.reserve(512);
+  buf->mem.reserve(2048);
+  {
+    std::lock_guard<std::mutex> lk(g_registry_mu);
+    g_buffers.push_back(buf);
+  }
+  ts.buffer = std::move(buf);
+  ts.op_stack.clear();
+  ts.call_stack.clear();
+  ts.generation = generation;
+  return ts.buffer.get();
+}
+
+inline ThreadBuffer* buffer_of(ThreadState& ts) {
+  uint64_t gen = g_generation.load(std::memory_order_acquire);
+  if (C10_UNLIKELY(ts.generation != gen)) return refresh(ts, gen);
+  return ts.buffer.get();
+}
+
+int32_t intern_slow(std::string_view name) {
+  std::lock_guard<std::mutex> lk(g_names_mu);
+  auto it = g_name_ids.find(name);
+  if (it != g_name_ids.end()) return it->second;
+  g_names.emplace_back(name);
+  std::string_view stable(g_names.back());
+  int32_t id = static_cast<int32_t>(g_names.size() - 1);
+  g_name_ids.emplace(stable, id);
+  return id;
+}
+
+inline int32_t intern(ThreadState& ts, const char* name) {
+  std::string_view key(name ? name : "");
+  auto it = ts.name_cache.find(key);
+  if (C10_LIKELY(it != ts.name_cache.end())) return it->second;
+  int32_t id = intern_slow(key);
+  std::lock_guard<std::mutex> lk(g_names_mu);
+  ts.name_cache.emplace(std::string_view(g_names[id]), id);
+  return id;
+}
+
+inline void encode_tensor(const at::Tensor& t, std::vector<int64_t>& out) {
+  if (!t.defined()) {
+    out.push_back(kArgUndefTensor);
+    return;
+  }
+  auto dtype = static_cast<int64_t>(t.scalar_type());
+  // sizes() throws on these (DESIGN.md): record the dtype only.
+  if (t.is_nested() || t.unsafeGetTensorImpl()->has_symbolic_sizes_strides()) {
+    out.push_back(kArgOpaqueTensor);
+    out.push_back(dtype);
+    return;
+  }
+  auto sizes = t.sizes();
+  out.push_back(kArgTensor);
+  out.push_back(dtype);
+  out.push_back(static_cast<int64_t>(sizes.size()));
+  out.insert(out.end(), sizes.begin(), sizes.end());
+}
+
+inline void encode_scalar(const c10::IValue& v, std::vector<int64_t>& out) {
+  if (v.isTensor()) {
+    encode_tensor(v.toTensor(), out);
+  } else if (v.isNone()) {
+    out.push_back(kArgNone);
+  } else if (v.isInt()) {
+    out.push_back(kArgInt);
+    out.push_back(v.toInt());
+  } else if (v.isBool()) {
+    out.push_back(kArgBool);
+    out.push_back(v.toBool() ? 1 : 0);
+  } else if (v.isDouble()) {
+    double d = v.toDouble();
+    int64_t bits;
+    std::memcpy(&bits, &d, sizeof(bits));
+    out.push_back(kArgDouble);
+    out.push_back(bits);
+  } else {
+    out.push_back(kArgOther);
+  }
+}
+
+inline void encode_inputs(c10::ArrayRef<const c10::IValue> inputs, std::vector<int64_t>& out) {
+  for (const c10::IValue& v : inputs) {
+    if (v.isList()) {
+      auto elems = v.toListRef();
+      out.push_back(kArgList);
+      out.push_back(static_cast<int64_t>(elems.size()));
+      for (const c10::IValue& e : elems) {
+        if (e.isList()) out.push_back(kArgOther);  // deeper nesting: not needed by any formula
+        else encode_scalar(e, out);
+      }
+    } else {
+      encode_scalar(v, out);
+    }
+  }
+}
+
+std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
+  if (!g_recording.load(std::memory_order_relaxed)) return nullptr;
+  try {
+    ThreadState& ts = tls;
+    ThreadBuffer* buf = buffer_of(ts);
+    auto index = static_cast<int32_t>(buf->ops.size());
+    OpRec& r = buf->ops.emplace_back();
+    r.name = intern(ts, fn.name());
+    r.scope = static_cast<int8_t>(fn.scope());
+    r.seq_nr = fn.seqNr();
+    r.fwd_thread = static_cast<int64_t>(fn.forwardThreadId());
+    r.parent = ts.op_stack.empty() ? -1 : ts.op_stack.back().index;
+    r.call = ts.call_stack.empty() ? -1 : ts.call_stack.back().id;
+    r.iter = g_iter.load(std::memory_order_relaxed);
+    r.args_off = static_cast<int64_t>(buf->args.size());
+    if (g_record_shapes.load(std::memory_order_relaxed)) encode_inputs(fn.inputs(), buf->args);
+    r.args_len = static_cast<int32_t>(static_cast<int64_t>(buf->args.size()) - r.args_off);
+    r.end = -1;
+    ts.op_stack.push_back({&fn, index});
+    r.start = clock_ns();  // last: our bookkeeping is not charged to the op
+  } catch (...) {
+    // Never let an exception escape into the dispatcher.
+  }
+  return nullptr;
+}
+
+void on_op_end(const at::RecordFunction& fn, at::ObserverContext*) {
+  int64_t t = clock_ns();
+  ThreadState& ts = tls;
+  if (ts.generation != g_generation.load(std::memory_order_acquire) || ts.op_stack.empty()) {
+    g_dropped_ends.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // Ops nest on a thread, so the match is normally the top; an op whose start
+  // we did not see (recording paused) must not pop someone else's entry.
+  auto& st = ts.op_stack;
+  for (size_t i = st.size(); i-- > 0;) {
+    if (st[i].fn == &fn) {
+      ts.buffer->ops[st[i].index].end = t;
+      st.resize(i);
+      return;
+    }
+  }
+  g_dropped_ends.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Receives allocator events through the PROFILER_STATE debug-info slot.
+// Called from inside allocator locks: record plain data only.
+struct MemoryReporter final : public torch::profiler::impl::ProfilerStateBase {
+  MemoryReporter()
+      : ProfilerStateBase(torch::profiler::impl::ProfilerConfig(
+            torch::profiler::impl::ProfilerState::Disabled)) {}
+
+  void reportMemoryUsage(void* ptr, int64_t alloc_size, size_t total_allocated,
+                         size_t total_reserved, c10::Device device) override {
+    if (!g_recording.load(std::memory_order_relaxed)) return;
+    try {
+      ThreadState& ts = tls;
+      ThreadBuffer* buf = buffer_of(ts);
+      MemRec& m = buf->mem.emplace_back();
+      m.time = clock_ns();
+      m.ptr = static_cast<int64_t>(reinterpret_cast<intptr_t>(ptr));
+      m.bytes = alloc_size;
+      m.total_allocated = static_cast<int64_t>(total_allocated);
+      m.total_reserved = static_cast<int64_t>(total_reserved);
+      m.op = ts.op_stack.empty() ? -1 : ts.op_stack.back().index;
+      m.call = ts.call_stack.empty() ? -1 : ts.call_stack.back().id;
+      m.device_type = static_cast<int16_t>(device.type());
+      m.device_index = static_cast<int16_t>(device.index());
+    } catch (...) {
+    }
+  }
+
+  bool memoryProfilingEnabled() const override {
+    return g_recording.load(std::memory_order_relaxed);
+  }
+
+  torch::profiler::impl::ActiveProfilerType profilerType() override {
+    return torch::profiler::impl::ActiveProfilerType::NONE;
+  }
+};
+
+std::shared_ptr<MemoryReporter> g_reporter;
+
+}  // namespace
+
+int64_t now_ns() { return clock_ns(); }
+
+std::string built_for_torch() { return TORCHSCOPE_TORCH_VERSION; }
+
+bool profiler_state_occupied() {
+  return c10::ThreadLocalDebugInfo::get(c10::DebugInfoKind::PROFILER_STATE) != nullptr;
+}
+
+std::string start(const Options& opts) {
+  std::lock_guard<std::mutex> lk(g_session_mu);
+  if (g_active) return "a torchscope session is already active in this process";
+  if (!at::isRecordFunctionEnabled())
+    return "RecordFunction is disabled on this thread (at::RecordFunctionGuard(false)); "
+           "torchscope cannot observe ops";
+  {
+    std::lock_guard<std::mutex> rk(g_registry_mu);
+    g_buffers.clear();  // threads still holding an old buffer keep it alive
+  }
+  g_next_call.store(0);
+  g_iter.store(0);
+  g_dropped_ends.store(0);
+  g_record_shapes.store(opts.record_shapes);
+  g_generation.fetch_add(1, std::memory_order_acq_rel);
+
+  g_memory = false;
+  // Never stack the reporter on top of torch.profiler's state (DESIGN.md).
+  if (opts.record_memory && !profiler_state_occupied()) {
+    g_reporter = std::make_shared<MemoryReporter>();
+    c10::ThreadLocalDebugInfo::_push(c10::DebugInfoKind::PROFILER_STATE, g_reporter);
+    g_memory = true;
+  }
+  g_handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback(on_op_start, on_op_end)
+          .needsInputs(opts.record_shapes)
+          .scopes({at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION}));
+  g_owner = std::this_thread::get_id();
+  g_active = true;
+  g_recording.store(true);
+  return "";
+}
+
+std::string stop() {
+  std::lock_guard<std::mutex> lk(g_session_mu);
+  if (!g_active) return "";
+  g_recording.store(false);
+  std::string warning;
+  if (std::this_thread::get_id() != g_owner) {
+    // Thread-local callbacks can only be removed on their own thread; they
+    // stay installed there but record nothing while g_recording is false.
+    warning = "torchscope session stopped from another thread; callbacks of the starting "
+              "thread are disabled but not removed";
+  } else {
+    at::removeCallback(g_handle);
+  }
+  g_handle = 0;
+  if (g_memory) {
+    auto* current = c10::ThreadLocalDebugInfo::get(c10::DebugInfoKind::PROFILER_STATE);
+    if (current == g_reporter.get()) {
+      try {
+        c10::ThreadLocalDebugInfo::_pop(c10::DebugInfoKind::PROFILER_STATE);
+      } catch (const std::exception& e) {
+        warning = std::string("could not pop torchscope's memory reporter: ") + e.what();
+      }
+    } else {
+      warning = "torchscope's memory reporter was not on top of the PROFILER_STATE slot "
+                "(another profiler started inside the session); left in place, disabled";
+    }
+    g_memory = false;
+  }
+  g_active = false;
+  return warning;
+}
+
+bool active() {
+  std::lock_guard<std::mutex> lk(g_session_mu);
+  return g_active;
+}
+
+bool memory_tracking() { return g_memory; }
+
+void set_recording(bool on) { g_recording.store(on && g_active); }
+
+void set_iteration(int64_t iter) { g_iter.store(static_cast<int32_t>(iter)); }
+
+int64_t module_enter(int32_t module_index) {
+  if (!g_recording.load(std::memory_order_relaxed)) return -1;
+  ThreadState& ts = tls;
+  ThreadBuffer* buf = buffer_of(ts);
+  int64_t id = g_next_call.fetch_add(1, std::memory_order_relaxed);
+  auto index = static_cast<int32_t>(buf->calls.size());
+  CallRec& c = buf->calls.emplace_back();
+  c.id = id;
+  c.module = module_index;
+  c.parent = ts.call_stack.empty() ? -1 : ts.call_stack.back().id;
+  c.depth = static_cast<int64_t>(ts.call_stack.size());
+  c.iter = g_iter.load(std::memory_order_relaxed);
+  c.exit = -1;
+  c.failed = false;
+  ts.call_stack.push_back({id, index});
+  c.enter = clock_ns();
+  return id;
+}
+
+void module_exit(int64_t call_id, bool failed) {
+  int64_t t = clock_ns();
+  if (call_id < 0) return;
+  ThreadState& ts = tls;
+  if (ts.generation != g_generation.load(std::memory_order_acquire)) return;
+  auto& st = ts.call_stack;
+  for (size_t i = st.size(); i-- > 0;) {
+    if (st[i].id == call_id) {
+      CallRec& c = ts.buffer->calls[st[i].index];
+      c.exit = t;
+      c.failed = failed;
+      st.resize(i);
+      return;
+    }
+  }
+}
+
+Snapshot collect() {
+  std::lock_guard<std::mutex> lk(g_session_mu);
+  Snapshot s;
+  std::vector<std::shared_ptr<ThreadBuffer>> buffers;
+  {
+    std::lock_guard<std::mutex> rk(g_registry_mu);
+    buffers = g_buffers;
+  }
+  size_t n_ops = 0, n_args = 0, n_mem = 0;
+  for (auto& b : buffers) {
+    n_ops += b->ops.size();
+    n_args += b->args.size();
+    n_mem += b->mem.size();
+  }
+  int64_t n_calls = g_next_call.load();
+  s.ops.reserve(n_ops * kOpCols);
+  s.args.reserve(n_args);
+  s.mem.reserve(n_mem * kMemCols);
+  s.calls.assign(static_cast<size_t>(n_calls) * kCallCols, -1);
+
+  int64_t op_base = 0;
+  for (auto& b : buffers) {
+    int64_t args_base = static_cast<int64_t>(s.args.size());
+    for (const OpRec& r : b->ops) {
+      int64_t row[kOpCols];
+      row[kOpName] = r.name;
+      row[kOpScope] = r.scope;
+      row[kOpSeqNr] = r.seq_nr;
+      row[kOpFwdThread] = r.fwd_thread;
+      row[kOpThread] = static_cast<int64_t>(b->thread_id);
+      row[kOpStart] = r.start;
+      row[kOpEnd] = r.end;
+      row[kOpParent] = r.parent < 0 ? -1 : op_base + r.parent;
+      row[kOpCall] = r.call;
+      row[kOpArgsOff] = args_base + r.args_off;
+      row[kOpArgsLen] = r.args_len;
+      row[kOpIter] = r.iter;
+      s.ops.insert(s.ops.end(), row, row + kOpCols);
+    }
+    s.args.insert(s.args.end(), b->args.begin(), b->args.end());
+    for (const CallRec& c : b->calls) {
+      if (c.id < 0 || c.id >= n_calls) continue;
+      int64_t* row = s.calls.data() + c.id * kCallCols;
+      row[kCallModule] = c.module;
+      row[kCallParent] = c.parent;
+      row[kCallDepth] = c.depth;
+      row[kCallEnter] = c.enter;
+      row[kCallExit] = c.exit;
+      row[kCallThread] = static_cast<int64_t>(b->thread_id);
+      row[kCallIter] = c.iter;
+      row[kCallFailed] = c.failed ? 1 : 0;
+    }
+    for (const MemRec& m : b->mem) {
+      int64_t row[kMemCols];
+      row[kMemTime] = m.time;
+      row[kMemPtr] = m.ptr;
+      row[kMemBytes] = m.bytes;
+      row[kMemTotalAllocated] = m.total_allocated;
+      row[kMemTotalReserved] = m.total_reserved;
+      row[kMemDeviceType] = m.device_type;
+      row[kMemDeviceIndex] = m.device_index;
+      row[kMemOp] = m.op < 0 ? -1 : op_base + m.op;
+      row[kMemCall] = m.call;
+      row[kMemThread] = static_cast<int64_t>(b->thread_id);
+      s.mem.insert(s.mem.end(), row, row + kMemCols);
+    }
+    op_base += static_cast<int64_t>(b->ops.size());
+  }
+  {
+    std::lock_guard<std::mutex> nk(g_names_mu);
+    s.names.assign(g_names.begin(), g_names.end());
+  }
+  s.dropped_ends = g_dropped_ends.load();
+  return s;
+}
+
+}  // namespace torchscope

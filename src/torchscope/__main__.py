@@ -1,0 +1,5 @@
+import sys
+
+from torchscope.cli import main
+
+sys.exit(main())

@@ -1,0 +1,148 @@
+"""profile_summary(): capture -> attribute -> count -> report, in that order."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import attribute as _attribute
+from . import capture as _capture
+from . import count as _count
+from .report import ProfileSummary, fmt_shape, run_meta
+
+
+def _move(obj, device):
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, tuple):
+        return tuple(_move(o, device) for o in obj)
+    if isinstance(obj, list):
+        return [_move(o, device) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _move(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _as_call_args(inputs) -> tuple[tuple, dict]:
+    """A tensor is one positional input; a tuple/list is several; a dict is keyword inputs."""
+    if inputs is None:
+        return (), {}
+    if isinstance(inputs, dict):
+        return (), dict(inputs)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    return (inputs,), {}
+
+
+def _model_device(model) -> torch.device | None:
+    devs = {t.device for t in list(model.parameters()) + list(model.buffers())}
+    if len(devs) > 1:
+        raise ValueError(f"model spans several devices {sorted(map(str, devs))}; pass device=None "
+                         "and put the inputs where the model expects them")
+    return next(iter(devs)) if devs else None
+
+
+def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
+                    backward: bool = False, depth: int | None = None, warmup: int = 1,
+                    iters: int = 3, record_shapes: bool = True, record_memory: bool = True,
+                    keep_output: bool = False, verbose: int = 1) -> ProfileSummary:
+    """Profile one model call and return (and, with verbose=1, print) its summary table.
+
+    inputs: a tensor (one positional input), a tuple/list (positional inputs)
+    or a dict (keyword inputs). device: moves model and inputs for the call;
+    the model is moved back afterwards. warmup/iters: unrecorded then recorded
+    passes; times are medians over the recorded ones. Runs in the caller's grad
+    mode and the model's current training mode.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"profile_summary expects a torch.nn.Module, got {type(model).__name__}")
+    if backward:
+        raise NotImplementedError("backward=True is not implemented yet (tracked in issue #4: "
+                                  "per-module backward time via seq_nr links)")
+    original_device = None
+    if device is not None:
+        device = torch.device(device)
+        original_device = _model_device(model)
+        model.to(device)
+        inputs = _move(inputs, device)
+    run_device = device or _model_device(model) or torch.device("cpu")
+    args, kwargs = _as_call_args(inputs)
+    try:
+        trace = _capture.capture(model, lambda: model(*args, **kwargs), warmup=warmup, iters=iters,
+                                 record_shapes=record_shapes, record_memory=record_memory,
+                                 keep_output=keep_output)
+    finally:
+        if original_device is not None:
+            model.to(original_device)
+    summary = _build(trace, run_device, depth, warmup, inputs)
+    if verbose:
+        print(summary)
+    return summary
+
+
+def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSummary:
+    dev_type = _attribute.DEVICE_TYPE_CUDA if run_device.type == "cuda" else _attribute.DEVICE_TYPE_CPU
+    att = _attribute.attribute(trace, dev_type)
+    n = len(att.call_ids)
+
+    params, trainable, own, own_trainable = _count.param_counts(trace.modules, trace.module_names)
+    macs_per_op, _counted, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
+    in_rows = att.op_row >= 0
+    self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
+    macs = _attribute.subtree_sum(self_macs, att.parent, att.depth)
+    total_macs = int(macs_per_op[att.op_mask].sum())
+
+    module = att.module
+    repeat = np.ones(n, dtype=bool)  # a module's second and later calls
+    repeat[np.unique(module, return_index=True)[1]] = False
+
+    shapes = {e[0]: e for e in trace.shape_log}
+    ins, outs = [], []
+    for cid in att.call_ids.tolist():
+        e = shapes.get(cid)
+        if e is None:
+            ins.append(None)
+            outs.append(None)
+        else:
+            ins.append(e[1] if not e[2] else (e[1], e[2]))
+            outs.append(e[3])
+    mlist = module.tolist()
+    names = [trace.module_names[m] or trace.module_types[m] for m in mlist]
+    types = [trace.module_types[m] for m in mlist]
+    mem = att.mem
+    cols = {
+        "name": names, "type": types, "depth": att.depth, "parent": att.parent,
+        "module_index": module, "call_id": att.call_ids, "repeat": repeat.tolist(),
+        "input_shapes": ins, "output_shapes": outs,
+        "params": params[module], "trainable_params": trainable[module],
+        "macs": macs, "flops": 2 * macs, "self_macs": self_macs,
+        "fwd_time_ns": att.fwd_time_ns, "fwd_self_time_ns": att.fwd_self_time_ns,
+        "fwd_time_min_ns": att.fwd_time_min_ns,
+        "bwd_time_ns": None, "bwd_self_time_ns": None,
+        "fwd_device_time_ns": None, "bwd_device_time_ns": None,
+        "mem_allocated": mem["allocated"] if mem else None,
+        "mem_freed": mem["freed"] if mem else None,
+        "mem_retained": mem["retained"] if mem else None,
+        "mem_peak": mem["peak"] if mem else None,
+        "num_ops": att.num_ops,
+    }
+    total_params, total_trainable = int(own.sum()), int(own_trainable.sum())  # each Parameter once
+    notes = list(trace.notes) + list(att.notes)
+    return ProfileSummary(
+        columns=cols, total_params=total_params, trainable_params=total_trainable,
+        total_macs=total_macs, uncounted_ops=uncounted, total_time_ns=att.total_time_ns,
+        device=str(run_device), peak_memory=att.peak_memory,
+        meta=run_meta(str(run_device), trace.iters, warmup, fmt_shape(_json_inputs(inputs))),
+        notes=notes, depth=depth, output=trace.output,
+    )
+
+
+def _json_inputs(inputs):
+    if isinstance(inputs, torch.Tensor):
+        return inputs.shape
+    if isinstance(inputs, (tuple, list)):
+        return tuple(_json_inputs(i) for i in inputs)
+    if isinstance(inputs, dict):
+        return {k: _json_inputs(v) for k, v in inputs.items()}
+    return None

@@ -1,0 +1,182 @@
+"""Stage 2: attribute. Maps recorded ops and memory events to module calls.
+
+Input: a capture.Trace. Output: an Attribution of per-row numpy columns, one
+row per module call of the first measured iteration, in execution order.
+All work is vectorised over the recorded arrays (no Python loop per op).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ._ext import C
+from .capture import Trace
+
+OPC, CALLC, MEMC = C.OP_COLS, C.CALL_COLS, C.MEM_COLS
+SCOPE_FUNCTION = 0
+DEVICE_TYPE_CPU, DEVICE_TYPE_CUDA = 0, 1
+
+
+@dataclasses.dataclass
+class Attribution:
+    call_ids: np.ndarray        # call id of each row (iteration 0)
+    module: np.ndarray          # module index of each row
+    parent: np.ndarray          # parent row (-1 for roots)
+    depth: np.ndarray
+    fwd_time_ns: np.ndarray     # median over iterations, children included
+    fwd_self_time_ns: np.ndarray
+    fwd_time_min_ns: np.ndarray
+    num_ops: np.ndarray         # top-level dispatcher ops issued in the call and its children
+    op_row: np.ndarray          # per op: row it belongs to (-1: outside any module / other iteration)
+    op_mask: np.ndarray         # per op: forward op of iteration 0
+    mem: dict | None            # allocated/freed/retained/peak per row (bytes) or None
+    total_time_ns: float        # median wall time of the measured pass
+    peak_memory: int | None     # peak live bytes above the pass's starting level
+    notes: list
+
+
+def subtree_sum(values: np.ndarray, parent: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Inclusive sums over the call tree (children before parents, level by level)."""
+    acc = values.astype(np.float64 if values.dtype.kind == "f" else np.int64, copy=True)
+    if len(acc) == 0:
+        return acc
+    for d in range(int(depth.max()), 0, -1):
+        m = depth == d
+        if m.any():
+            np.add.at(acc, parent[m], acc[m])
+    return acc
+
+
+def _children_sum(values: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(values)
+    has = parent >= 0
+    np.add.at(out, parent[has], values[has])
+    return out
+
+
+def _range_max(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(a[lo:hi]) for many ranges at once (sparse table); requires lo < hi."""
+    n = len(a)
+    levels = [a]
+    span = 1
+    while span * 2 <= n:
+        prev = levels[-1]
+        levels.append(np.maximum(prev[:-span], prev[span:]))
+        span *= 2
+    table = np.full((len(levels), n), np.iinfo(np.int64).min, dtype=np.int64)
+    for k, lv in enumerate(levels):
+        table[k, : len(lv)] = lv
+    length = hi - lo
+    k = np.floor(np.log2(np.maximum(length, 1))).astype(np.int64)
+    return np.maximum(table[k, lo], table[k, hi - (1 << k)])
+
+
+def _memory(trace: Trace, call_ids, id_to_row, parent, depth, enter, exit_, device_type):
+    mem = trace.mem
+    if not trace.memory_tracking:
+        return None, None
+    n = len(call_ids)
+    mem = mem[mem[:, MEMC["device_type"]] == device_type]
+    times = mem[:, MEMC["time"]]
+    order = np.argsort(times, kind="stable")
+    mem = mem[order]
+    times = mem[:, MEMC["time"]]
+    nbytes = mem[:, MEMC["bytes"]]
+    call = mem[:, MEMC["call"]]
+    row = np.where(call >= 0, id_to_row[np.maximum(call, 0)], -1)
+    in_rows = row >= 0
+
+    alloc = in_rows & (nbytes > 0)
+    freed = in_rows & (nbytes < 0)
+    allocated = np.bincount(row[alloc], weights=nbytes[alloc], minlength=n).astype(np.int64)
+    freed_b = np.bincount(row[freed], weights=-nbytes[freed], minlength=n).astype(np.int64)
+    allocated = subtree_sum(allocated, parent, depth)
+    freed_b = subtree_sum(freed_b, parent, depth)
+
+    # Retained: blocks allocated inside the call and still alive at its exit.
+    # Pair each allocation with the next event on the same pointer.
+    ptr = mem[:, MEMC["ptr"]]
+    by_ptr = np.lexsort((times, ptr))
+    free_time = np.full(len(mem), np.iinfo(np.int64).max, dtype=np.int64)
+    if len(by_ptr) > 1:
+        a, b = by_ptr[:-1], by_ptr[1:]
+        pair = (ptr[a] == ptr[b]) & (nbytes[a] > 0) & (nbytes[b] < 0)
+        free_time[a[pair]] = times[b[pair]]
+    retained = np.zeros(n, dtype=np.int64)
+    cur, ft, sz = row[alloc], free_time[alloc], nbytes[alloc]
+    while len(cur):
+        keep = ft > exit_[cur]  # inner calls exit first: once freed inside, freed for all ancestors
+        cur, ft, sz = cur[keep], ft[keep], sz[keep]
+        np.add.at(retained, cur, sz)
+        cur = parent[cur]
+        live = cur >= 0
+        cur, ft, sz = cur[live], ft[live], sz[live]
+
+    # Peak: highest live level inside the call's window, above the level at entry.
+    level = np.cumsum(nbytes)
+    peak = np.zeros(n, dtype=np.int64)
+    pass_peak = None
+    if len(level):
+        lo = np.searchsorted(times, enter, side="left")
+        hi = np.searchsorted(times, exit_, side="right")
+        nonempty = hi > lo
+        base = np.where(lo > 0, level[np.maximum(lo - 1, 0)], 0)
+        if nonempty.any():
+            top = _range_max(level, lo[nonempty], hi[nonempty])
+            peak[nonempty] = np.maximum(top - base[nonempty], 0)
+        if n:
+            roots = parent < 0
+            w_lo, w_hi = int(lo[roots].min()), int(hi[roots].max())
+            if w_hi > w_lo:
+                start_level = level[w_lo - 1] if w_lo > 0 else 0
+                pass_peak = int(max(level[w_lo:w_hi].max() - start_level, 0))
+            else:
+                pass_peak = 0
+    return {"allocated": allocated, "freed": freed_b, "retained": retained, "peak": peak}, pass_peak
+
+
+def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
+    calls = trace.calls
+    notes = []
+    it_col = calls[:, CALLC["iter"]] if len(calls) else np.zeros(0, dtype=np.int64)
+    call_ids = np.nonzero(it_col == 0)[0]
+    n = len(call_ids)
+    id_to_row = np.full(max(len(calls), 1), -1, dtype=np.int64)
+    id_to_row[call_ids] = np.arange(n)
+    c0 = calls[call_ids]
+    module = c0[:, CALLC["module"]]
+    pcall = c0[:, CALLC["parent"]]
+    parent = np.where(pcall >= 0, id_to_row[np.maximum(pcall, 0)], -1)
+    depth = c0[:, CALLC["depth"]]
+    enter, exit_ = c0[:, CALLC["enter"]], c0[:, CALLC["exit"]]
+
+    # Times: per iteration when every iteration made the same calls, else iteration 0.
+    durations = [exit_ - enter]
+    for it in range(1, trace.iters):
+        ids = np.nonzero(it_col == it)[0]
+        ci = calls[ids]
+        if len(ids) == n and np.array_equal(ci[:, CALLC["module"]], module):
+            durations.append(ci[:, CALLC["exit"]] - ci[:, CALLC["enter"]])
+        else:
+            notes.append(f"iteration {it} made different module calls; its times are not used")
+    dur = np.stack(durations).astype(np.float64)               # iters x rows
+    self_dur = dur - np.stack([_children_sum(d, parent) for d in dur])
+    fwd_time = np.median(dur, axis=0)
+    fwd_self = np.median(self_dur, axis=0)
+    fwd_min = dur.min(axis=0)
+
+    ops = trace.ops
+    op_call = ops[:, OPC["call"]]
+    op_mask = (ops[:, OPC["iter"]] == 0) & (ops[:, OPC["scope"]] == SCOPE_FUNCTION)
+    op_row = np.where(op_mask & (op_call >= 0), id_to_row[np.maximum(op_call, 0)], -1)
+    top = (op_row >= 0) & (ops[:, OPC["parent"]] < 0)
+    num_ops = subtree_sum(np.bincount(op_row[top], minlength=n), parent, depth)
+
+    mem, peak = _memory(trace, call_ids, id_to_row, parent, depth, enter, exit_, device_type)
+    return Attribution(
+        call_ids=call_ids, module=module, parent=parent, depth=depth,
+        fwd_time_ns=fwd_time, fwd_self_time_ns=fwd_self, fwd_time_min_ns=fwd_min,
+        num_ops=num_ops, op_row=op_row, op_mask=op_mask, mem=mem,
+        total_time_ns=float(np.median(trace.pass_times_ns)), peak_memory=peak, notes=notes,
+    )

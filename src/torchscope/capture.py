@@ -1,0 +1,163 @@
+"""Stage 1: capture. Runs the model under the C++ recorder and returns a Trace.
+
+Owns everything that touches the user's model: the module index, the module
+markers installed as instance `forward`s, warm-up and measured passes, and the
+restoration of the model and of torch's state on every exit path.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ._ext import C
+
+_MISSING = object()
+
+
+class ProfileError(RuntimeError):
+    """A forward pass failed while profiling; names the module and the shapes that reached it."""
+
+
+@dataclasses.dataclass
+class Trace:
+    """Everything recorded in one capture; plain arrays, no per-op Python objects."""
+
+    ops: np.ndarray          # n_ops x len(C.OP_COLS)
+    args: np.ndarray         # packed argument stream (see csrc/recorder.h)
+    calls: np.ndarray        # n_calls x len(C.CALL_COLS); row index == call id
+    mem: np.ndarray          # n_events x len(C.MEM_COLS)
+    names: list              # op name by id
+    shape_log: list          # (call, positional shapes, kw shapes, output shapes), iteration 0
+    module_names: list       # module index -> qualified name ("" is the root)
+    module_types: list       # module index -> class name
+    modules: list            # module index -> module object
+    iters: int
+    pass_times_ns: list      # wall time of each measured pass
+    memory_tracking: bool
+    notes: list              # things the reader must know (memory off, ...)
+    dropped_ends: int = 0
+    output: Any = None
+
+
+def module_index(model: torch.nn.Module):
+    """Index every distinct module once (shared modules keep their first name)."""
+    names, types, mods = [], [], []
+    for name, mod in model.named_modules():
+        names.append(name)
+        types.append(type(mod).__name__)
+        mods.append(mod)
+    return names, types, mods
+
+
+def _install_markers(mods):
+    """Wrap each module's forward in a C marker; returns what restore needs."""
+    saved = []
+    try:
+        for idx, mod in enumerate(mods):
+            if isinstance(mod, torch.jit.ScriptModule):
+                continue  # scripted code calls submodules from C++, not through forward
+            d = mod.__dict__
+            prev = d.get("forward", _MISSING)
+            d["forward"] = C.marker(mod.forward, idx)
+            saved.append((d, prev))
+    except BaseException:
+        _restore_markers(saved)
+        raise
+    return saved
+
+
+def _restore_markers(saved):
+    for d, prev in saved:
+        if prev is _MISSING:
+            d.pop("forward", None)
+        else:
+            d["forward"] = prev
+
+
+def _describe(summary) -> str:
+    """Render a shape summary from the marker's log (torch.Size / tuple / dict / None)."""
+    if isinstance(summary, torch.Size):
+        return str(list(summary))
+    if isinstance(summary, tuple):
+        return "(" + ", ".join(_describe(s) for s in summary) + ")"
+    if isinstance(summary, dict):
+        return "{" + ", ".join(f"{k}: {_describe(v)}" for k, v in summary.items()) + "}"
+    return "-"
+
+
+def _failure_message(exc, failures, names, types) -> str:
+    """Name the innermost module whose forward raised, with the shapes that reached it."""
+    if not failures:
+        return f"forward failed outside any module: {type(exc).__name__}: {exc}"
+    mod, pos, kw, _ = failures[0]  # the innermost call sees the exception first
+    inputs = _describe(pos) + (" " + _describe(kw) if kw else "")
+    path = names[mod] or "(root)"
+    return (f"forward of module '{path}' ({types[mod]}) failed with input shapes {inputs}: "
+            f"{type(exc).__name__}: {exc}")
+
+
+def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
+            record_shapes: bool = True, record_memory: bool = True,
+            keep_output: bool = False) -> Trace:
+    """Run `run()` (which calls the model) warmup + iters times; record the iters."""
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    names, types, mods = module_index(model)
+    notes = []
+    profiler_on = torch.autograd.profiler._is_profiler_enabled or C.profiler_state_occupied()
+    if record_memory and profiler_on:
+        record_memory = False
+        notes.append("memory not tracked: torch.profiler is active (its state holds the allocator slot)")
+
+    saved = _install_markers(mods)
+    shape_log: list = []
+    failures: list = []
+    C.set_failure_log(failures)
+    pass_times = []
+    output = None
+    started = False
+    try:
+        for _ in range(warmup):
+            run()
+        err = C.start(record_shapes, record_memory)
+        if err:
+            raise RuntimeError(f"torchscope could not start recording: {err}")
+        started = True
+        memory_tracking = C.memory_tracking()
+        for it in range(iters):
+            C.set_iteration(it)
+            C.set_shape_log(shape_log if it == 0 else None)
+            t0 = C.now_ns()
+            out = run()
+            pass_times.append(C.now_ns() - t0)
+            C.set_shape_log(None)
+            if keep_output and it == iters - 1:
+                output = out
+            del out
+    except Exception as exc:
+        if not failures and not started:  # C.start() itself failed
+            raise
+        raise ProfileError(_failure_message(exc, failures, names, types)) from exc
+    finally:
+        C.set_shape_log(None)
+        C.set_failure_log(None)
+        if started:
+            warning = C.stop()
+            if warning:
+                notes.append(warning)
+        _restore_markers(saved)
+
+    snapshot = C.collect()
+    if snapshot["dropped_ends"]:
+        notes.append(f"{snapshot['dropped_ends']} op end events had no matching start (ignored)")
+    return Trace(
+        ops=snapshot["ops"], args=snapshot["args"], calls=snapshot["calls"], mem=snapshot["mem"],
+        names=snapshot["names"], shape_log=shape_log, module_names=names, module_types=types,
+        modules=mods, iters=iters, pass_times_ns=pass_times, memory_tracking=memory_tracking,
+        notes=notes, dropped_ends=int(snapshot["dropped_ends"]), output=output,
+    )

@@ -1,0 +1,289 @@
+"""Stage 4: report. ProfileSummary: rows + totals -> text table and JSON-safe dict.
+
+Holds per-row columns (numpy arrays / lists) and materialises Row objects only
+when `.rows` is read, so building the table stays cheap on big models.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+from typing import Any
+
+import numpy as np
+import torch
+
+SCHEMA_VERSION = 1
+
+ROW_FIELDS = (
+    "name", "type", "depth", "parent", "module_index", "call_id", "repeat",
+    "input_shapes", "output_shapes", "params", "trainable_params",
+    "macs", "flops", "self_macs",
+    "fwd_time_ns", "fwd_self_time_ns", "fwd_time_min_ns", "bwd_time_ns", "bwd_self_time_ns",
+    "fwd_device_time_ns", "bwd_device_time_ns",
+    "mem_allocated", "mem_freed", "mem_retained", "mem_peak", "num_ops",
+)
+
+
+class Row:
+    """One module call. Runtime fields are None where not measured."""
+
+    __slots__ = ROW_FIELDS
+
+    def __init__(self, **kw):
+        for f in ROW_FIELDS:
+            setattr(self, f, kw.get(f))
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in ROW_FIELDS}
+
+    def __repr__(self):
+        return f"Row({self.name!r}, {self.type}, params={self.params}, fwd_time_ns={self.fwd_time_ns})"
+
+
+# ------------------------------------------------------------------ formatting
+def fmt_count(v) -> str:
+    if v is None:
+        return "?"
+    v = float(v)
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.2f}{unit}"
+    return f"{int(v)}"
+
+
+def fmt_bytes(v) -> str:
+    if v is None:
+        return "-"
+    v = float(v)
+    sign = "-" if v < 0 else ""
+    v = abs(v)
+    for unit, scale in (("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)):
+        if v >= scale:
+            return f"{sign}{v / scale:.2f} {unit}"
+    return f"{sign}{int(v)} B"
+
+
+def fmt_time(ns, ascii_only=False) -> str:
+    if ns is None:
+        return "-"
+    ns = float(ns)
+    if ns >= 1e9:
+        return f"{ns / 1e9:.2f} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} {'us' if ascii_only else 'µs'}"
+    return f"{ns:.0f} ns"
+
+
+def fmt_shape(s) -> str:
+    if s is None:
+        return "-"
+    if isinstance(s, (torch.Size, list)) and all(isinstance(d, int) for d in s):
+        return "[" + ", ".join(str(d) for d in s) + "]"
+    if isinstance(s, tuple):
+        return "(" + ", ".join(fmt_shape(x) for x in s) + ")" if s else "-"
+    if isinstance(s, dict):
+        return "{" + ", ".join(f"{k}: {fmt_shape(v)}" for k, v in s.items()) + "}"
+    return "-"
+
+
+def _round3(a: np.ndarray) -> np.ndarray:
+    """Round to 3 significant digits (what the table shows), so equal cells format once."""
+    a = np.asarray(a, dtype=np.float64)
+    mag = np.floor(np.log10(np.maximum(np.abs(a), 1.0)))
+    scale = 10.0 ** (mag - 2)
+    return np.round(a / scale) * scale
+
+
+def _opt(col, keep):
+    return None if col is None else col[keep]
+
+
+def _unique_cells(values, fmt, n: int = 0):
+    """(distinct strings, index per row): format and pad each distinct value once."""
+    if values is None:
+        return np.array(["-"], dtype=object), np.zeros(n, dtype=np.int64)
+    uniq, inv = np.unique(np.asarray(values), return_inverse=True)
+    return np.array([fmt(v) for v in uniq.tolist()], dtype=object), inv.reshape(-1)
+
+
+def _as_cells(strings: list):
+    return np.array(strings, dtype=object), np.arange(len(strings))
+
+
+def _json_shape(s):
+    if isinstance(s, torch.Size):
+        return list(s)
+    if isinstance(s, (tuple, list)):
+        return [_json_shape(x) for x in s]
+    if isinstance(s, dict):
+        return {str(k): _json_shape(v) for k, v in s.items()}
+    return None
+
+
+class ProfileSummary:
+    """The result of profile_summary(): rows (one per module call) and totals."""
+
+    def __init__(self, *, columns: dict, total_params: int, trainable_params: int,
+                 total_macs: int, uncounted_ops: dict, total_time_ns: float | None,
+                 device: str, peak_memory: int | None, meta: dict, notes: list,
+                 depth: int | None = None, output: Any = None):
+        self._cols = columns
+        self._rows = None
+        self._tables = {}
+        self.total_params = int(total_params)
+        self.trainable_params = int(trainable_params)
+        self.total_macs = int(total_macs)
+        self.total_flops = 2 * int(total_macs)
+        self.uncounted_ops = dict(uncounted_ops)
+        self.total_time_ns = total_time_ns
+        self.device = device
+        self.peak_memory = peak_memory
+        self.meta = meta
+        self.notes = list(notes)
+        self.depth = depth
+        self.output = output
+
+    # ------------------------------------------------------------------ rows
+    def __len__(self):
+        return len(self._cols["name"])
+
+    @property
+    def rows(self) -> list:
+        if self._rows is None:
+            cols = self._cols
+            n = len(cols["name"])
+            lists = {f: (cols[f].tolist() if isinstance(cols.get(f), np.ndarray) else cols.get(f))
+                     for f in ROW_FIELDS}
+            self._rows = [Row(**{f: (lists[f][i] if lists[f] is not None else None) for f in ROW_FIELDS})
+                          for i in range(n)]
+        return self._rows
+
+    def row(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no module named {name!r} in this summary")
+
+    # ---------------------------------------------------------------- output
+    def to_dict(self) -> dict:
+        rows = []
+        for r in self.rows:
+            d = r.to_dict()
+            d["input_shapes"] = _json_shape(d["input_shapes"])
+            d["output_shapes"] = _json_shape(d["output_shapes"])
+            rows.append(d)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "meta": self.meta,
+            "device": self.device,
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "total_macs": self.total_macs,
+            "total_flops": self.total_flops,
+            "total_time_ns": self.total_time_ns,
+            "peak_memory": self.peak_memory,
+            "uncounted_ops": self.uncounted_ops,
+            "notes": self.notes,
+            "rows": rows,
+        }
+
+    def table(self, depth: int | None = None, ascii_only: bool | None = None) -> str:
+        depth = self.depth if depth is None else depth
+        if ascii_only is None:
+            ascii_only = os.environ.get("TORCHSCOPE_ASCII") == "1"
+        key = (depth, ascii_only)
+        if key not in self._tables:
+            self._tables[key] = self._render(depth, ascii_only)
+        return self._tables[key]
+
+    def _render(self, depth, ascii_only) -> str:
+        cols = self._cols
+        d = cols["depth"]
+        keep = np.nonzero(d <= depth)[0] if depth is not None else np.arange(len(d))
+        rep = np.asarray(cols["repeat"], dtype=bool)[keep]
+        names, types = cols["name"], cols["type"]
+        dl = d[keep].tolist()
+        labels = []
+        for i, k in enumerate(keep.tolist()):
+            short = names[k].rpartition(".")[2] if dl[i] else names[k]
+            labels.append(f"{'  ' * dl[i]}{short} ({types[k]}){' *' if rep[i] else ''}")
+        outs = cols["output_shapes"]
+        shape_cache = {}
+        shapes = []
+        for k in keep.tolist():
+            o = outs[k]
+            try:
+                t = shape_cache.get(o)
+                if t is None:
+                    t = shape_cache[o] = fmt_shape(o)
+            except TypeError:  # unhashable (dict outputs)
+                t = fmt_shape(o)
+            shapes.append(t)
+        params = _unique_cells(cols["params"][keep], fmt_count)
+        if rep.any():
+            params = (np.append(params[0], "(shared)"), np.where(rep, len(params[0]), params[1]))
+        time_fmt = (lambda v: fmt_time(v, True)) if ascii_only else fmt_time
+        n = len(keep)
+        columns = [
+            ("Layer (type)", _as_cells(labels)),
+            ("Output Shape", _as_cells(shapes)),
+            ("Params", params),
+            ("MACs", _unique_cells(cols["macs"][keep], fmt_count)),
+            ("Self CPU", _unique_cells(_round3(cols["fwd_self_time_ns"][keep]), time_fmt)),
+            ("CPU total", _unique_cells(_round3(cols["fwd_time_ns"][keep]), time_fmt)),
+            ("Mem alloc", _unique_cells(_opt(cols["mem_allocated"], keep), fmt_bytes, n)),
+            ("Mem retained", _unique_cells(_opt(cols["mem_retained"], keep), fmt_bytes, n)),
+            ("Ops", _unique_cells(cols["num_ops"][keep], str)),
+        ]
+        padded = []
+        for j, (title, (uniq, inv)) in enumerate(columns):
+            w = max([len(title)] + [len(c) for c in uniq.tolist()])
+            just = str.ljust if j == 0 else str.rjust
+            padded_uniq = np.array([just(c, w) for c in uniq.tolist()], dtype=object)
+            padded.append([just(title, w)] + padded_uniq[inv].tolist())
+        body = ["  ".join(r) for r in zip(*padded)]
+        width = len(body[0]) if body else 80
+        rule = ("=" if ascii_only else "═") * width
+        thin = ("-" if ascii_only else "─") * width
+        lines = [rule, body[0], thin]
+        lines.extend(body[1:])
+        lines.append(rule)
+        lines.append(f"Total params: {self.total_params:,}")
+        lines.append(f"Trainable params: {self.trainable_params:,}")
+        lines.append(f"Non-trainable params: {self.total_params - self.trainable_params:,}")
+        lines.append(f"Total MACs: {fmt_count(self.total_macs)}   (FLOPs: {fmt_count(self.total_flops)})")
+        real_uncounted = {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
+        if real_uncounted:
+            shown = ", ".join(f"{k} x{v}" for k, v in sorted(real_uncounted.items()))
+            lines.append(f"Uncounted ops (no MAC formula; totals exclude them): {shown}")
+        if self.total_time_ns is not None:
+            lines.append(f"Forward pass time: {time_fmt(self.total_time_ns)} "
+                         f"(median of {self.meta.get('iters', 1)}, {self.device})")
+        if self.peak_memory is not None:
+            lines.append(f"Peak memory during forward: {fmt_bytes(self.peak_memory)}")
+        if rep.any():
+            lines.append("* module called more than once: its params are counted at the first call")
+        for note in self.notes:
+            lines.append(f"Note: {note}")
+        lines.append(rule)
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table()
+
+    def __repr__(self):
+        return self.table()
+
+
+def run_meta(device: str, iters: int, warmup: int, inputs_desc: str) -> dict:
+    return {
+        "torch_version": torch.__version__,
+        "device": device,
+        "iters": iters,
+        "warmup": warmup,
+        "inputs": inputs_desc,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

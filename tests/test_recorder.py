@@ -1,0 +1,138 @@
+"""The C++ recorder: ops, shapes, attribution and memory, checked against torch itself."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import OPC, profiler_top_level_ops, top_level_ops
+from torchscope import capture, profile_summary
+from torchscope._ext import C
+from torchscope.models import SmallResNet, TransformerBlock
+
+
+@pytest.mark.parametrize("make", [lambda: (SmallResNet(), torch.randn(2, 3, 16, 16)),
+                                  lambda: (TransformerBlock(), torch.randn(2, 8, 64))],
+                         ids=["cnn", "transformer"])
+def test_ops_and_shapes_match_torch_profiler(make, seed):
+    model, x = make()
+    model(x)  # first-call effects (lazy init) out of both passes
+    ours = top_level_ops(capture.capture(model, lambda: model(x), warmup=0, iters=1))
+    theirs = profiler_top_level_ops(lambda: model(x))
+    assert sum(ours.values()) > 10
+    assert ours == theirs
+
+
+def test_same_pass_inside_torch_profiler_records_same_ops(seed):
+    """Both observers on one pass: torchscope runs without memory tracking, says so."""
+    model, x = TransformerBlock(), torch.randn(2, 8, 64)
+    model(x)
+    with torch.profiler.profile(record_shapes=True) as prof:
+        trace = capture.capture(model, lambda: model(x), warmup=0, iters=1)
+    assert not trace.memory_tracking
+    assert any("torch.profiler" in n for n in trace.notes)
+    names = {e.name for e in prof.events()}
+    ours = top_level_ops(trace)
+    assert {name for name, _ in ours} <= names
+
+
+def _leaf_modules(trace):
+    return {i for i, m in enumerate(trace.modules) if not list(m.children())}
+
+
+def test_every_op_in_a_leaf_forward_is_attributed_to_that_leaf(seed):
+    model, x = SmallResNet(), torch.randn(2, 3, 16, 16)
+    trace = capture.capture(model, lambda: model(x), warmup=0, iters=1)
+    calls, ops = trace.calls, trace.ops
+    cc = C.CALL_COLS
+    leaves = _leaf_modules(trace)
+    checked = 0
+    fwd = ops[(ops[:, OPC["scope"]] == 0)]
+    for cid, c in enumerate(calls):
+        if c[cc["module"]] not in leaves:
+            continue
+        # Ops that started on the same thread inside the call's time window ...
+        inside = fwd[(fwd[:, OPC["start"]] >= c[cc["enter"]]) & (fwd[:, OPC["end"]] <= c[cc["exit"]])
+                     & (fwd[:, OPC["thread"]] == c[cc["thread"]])]
+        assert len(inside) > 0, trace.module_names[c[cc["module"]]]
+        # ... are all attributed to this call, and the call owns no op outside the window.
+        assert (inside[:, OPC["call"]] == cid).all()
+        assert (fwd[:, OPC["call"]] == cid).sum() == len(inside)
+        checked += 1
+    assert checked >= 10
+
+
+def test_op_types_land_on_the_expected_module_types(seed):
+    model, x = SmallResNet(), torch.randn(2, 3, 16, 16)
+    s = profile_summary(model, x, warmup=0, iters=1, verbose=0)
+    by_type = {}
+    for r in s.rows:
+        by_type.setdefault(r.type, []).append(r)
+    assert all(r.macs > 0 for r in by_type["Conv2d"])
+    assert all(r.macs == 0 for r in by_type["BatchNorm2d"] + by_type["ReLU"])
+    assert all(r.num_ops >= 1 for r in s.rows)
+
+
+def test_nesting_parent_links_are_consistent(seed):
+    model, x = TransformerBlock(), torch.randn(2, 8, 64)
+    trace = capture.capture(model, lambda: model(x), warmup=0, iters=1)
+    ops = trace.ops
+    parent = ops[:, OPC["parent"]]
+    has = parent >= 0
+    # A child starts after and ends before its parent, on the same thread.
+    p = ops[parent[has]]
+    c = ops[has]
+    assert (c[:, OPC["start"]] >= p[:, OPC["start"]]).all()
+    assert (c[:, OPC["end"]] <= p[:, OPC["end"]]).all()
+    assert (c[:, OPC["thread"]] == p[:, OPC["thread"]]).all()
+    assert trace.dropped_ends == 0
+    # linear -> t/addmm or matmul children exist: nesting is visible
+    names = [trace.names[i] for i in ops[has, OPC["name"]]]
+    assert "aten::addmm" in names or "aten::mm" in names
+
+
+def test_linear_memory_retains_its_output():
+    lin, x = nn.Linear(1024, 1024), torch.randn(256, 1024)
+    s = profile_summary(lin, x, warmup=1, iters=1, verbose=0)
+    r = s.rows[0]
+    out_bytes = 256 * 1024 * 4
+    assert r.mem_retained >= out_bytes
+    assert r.mem_allocated >= out_bytes
+    assert r.mem_peak >= out_bytes
+    # allocated - freed is the net change of the allocator's own running total over the call
+    trace = capture.capture(lin, lambda: lin(x), warmup=0, iters=1)
+    mem = trace.mem[trace.mem[:, C.MEM_COLS["device_type"]] == 0]
+    mc = C.MEM_COLS
+    in_call = mem[mem[:, mc["call"]] == 0]
+    allocated = in_call[in_call[:, mc["bytes"]] > 0, mc["bytes"]].sum()
+    freed = -in_call[in_call[:, mc["bytes"]] < 0, mc["bytes"]].sum()
+    first, last = in_call[0], in_call[-1]
+    running_before = first[mc["total_allocated"]] - first[mc["bytes"]]
+    assert allocated - freed == last[mc["total_allocated"]] - running_before
+    assert s.rows[0].mem_allocated - s.rows[0].mem_freed >= out_bytes
+
+
+def test_memory_totals_are_consistent_across_the_tree(seed):
+    model, x = SmallResNet(), torch.randn(2, 3, 16, 16)
+    s = profile_summary(model, x, warmup=1, iters=1, verbose=0)
+    rows = s.rows
+    for i, r in enumerate(rows):
+        kids = [c for c in rows if c.parent == i]
+        if kids:  # inclusive figures: a parent covers its children
+            assert r.mem_allocated >= sum(c.mem_allocated for c in kids)
+            assert r.mem_freed >= sum(c.mem_freed for c in kids)
+        assert 0 <= r.mem_retained <= r.mem_allocated
+        assert r.mem_peak <= r.mem_allocated
+    assert s.peak_memory >= rows[0].mem_peak > 0
+
+
+def test_times_structure_self_sums_to_total(seed):
+    model, x = SmallResNet(), torch.randn(2, 3, 16, 16)
+    s = profile_summary(model, x, warmup=1, iters=1, verbose=0)
+    rows = s.rows
+    total_self = sum(r.fwd_self_time_ns for r in rows)
+    assert total_self == pytest.approx(rows[0].fwd_time_ns, rel=1e-9)
+    assert rows[0].fwd_time_ns <= s.total_time_ns
+    for i, r in enumerate(rows):
+        assert r.fwd_self_time_ns >= 0
+        assert r.fwd_time_ns == pytest.approx(r.fwd_self_time_ns + sum(
+            c.fwd_time_ns for c in rows if c.parent == i), rel=1e-9)

@@ -1,0 +1,57 @@
+"""The summary object, its table and JSON, and the CLI's default job."""
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from torchscope import ProfileSummary, profile_summary
+from torchscope.models import SmallResNet
+
+
+def test_table_shows_tree_and_columns(seed, capsys):
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), verbose=1)
+    printed = capsys.readouterr().out
+    assert isinstance(s, ProfileSummary)
+    text = str(s)
+    assert printed.strip() == text.strip()
+    for col in ("Layer (type)", "Output Shape", "Params", "MACs", "Self CPU", "CPU total",
+                "Mem alloc", "Mem retained", "Ops"):
+        assert col in text
+    assert "conv1 (Conv2d)" in text and "[2, 10]" in text
+    assert f"Total params: {s.total_params:,}" in text
+    assert "      conv1 (Conv2d)" in text  # indented by depth
+
+
+def test_depth_limits_rows(seed):
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), verbose=0)
+    shallow = s.table(depth=1)
+    assert "stem (Sequential)" in shallow and "conv1 (Conv2d)" not in shallow
+
+
+def test_rows_have_contract_fields(seed):
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), verbose=0)
+    r = s.row("layer1.0.conv1")
+    assert (r.type, r.depth, r.params, r.trainable_params) == ("Conv2d", 3, 9216, 9216)
+    assert r.output_shapes == torch.Size([2, 32, 16, 16])
+    assert r.input_shapes == (torch.Size([2, 32, 16, 16]),)
+    assert r.fwd_time_ns > 0 and r.fwd_self_time_ns > 0
+    assert r.bwd_time_ns is None and r.fwd_device_time_ns is None  # not measured here
+    assert r.flops == 2 * r.macs
+    assert [x.name for x in s.rows][:3] == ["SmallResNet", "stem", "stem.0"]
+
+
+def test_to_dict_is_json_safe_and_versioned(seed):
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), verbose=0)
+    d = json.loads(json.dumps(s.to_dict()))
+    assert d["schema_version"] == 1
+    assert d["total_params"] == s.total_params and len(d["rows"]) == len(s.rows)
+    assert d["meta"]["torch_version"] == torch.__version__
+    assert d["rows"][1]["output_shapes"] == [2, 32, 16, 16]
+
+
+def test_cli_default_job_prints_table():
+    r = subprocess.run([sys.executable, "-m", "torchscope", "--iters", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "SmallResNet" in r.stdout and "Total params: 205,162" in r.stdout

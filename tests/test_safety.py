@@ -1,0 +1,149 @@
+"""Profiling never changes the model or torch's state, also after an exception."""
+import inspect
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import model_state, profiler_top_level_ops
+from torchscope import ProfileError, profile_summary
+from torchscope._ext import C
+from torchscope.models import SmallResNet, TransformerBlock
+
+
+def test_profiled_outputs_equal_unprofiled_outputs(seed):
+    model, x = TransformerBlock(), torch.randn(2, 8, 64)
+    expected = model(x)
+    s = profile_summary(model, x, warmup=1, iters=2, keep_output=True, verbose=0)
+    assert torch.equal(s.output, expected)
+    assert torch.equal(model(x), expected)
+
+
+def test_model_and_torch_state_restored(seed):
+    model = SmallResNet()
+    model.layer1[0].bn1.eval()                      # mixed training modes
+    model.fc.weight.requires_grad_(False)           # frozen param
+    model.stem.register_forward_hook(lambda m, i, o: None)  # user hook stays
+    before = model_state(model)
+    profile_summary(model, torch.randn(2, 3, 16, 16), verbose=0)
+    assert model_state(model) == before
+
+
+class Boom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ok = nn.Linear(8, 8)
+        self.bad = nn.Linear(5, 3)   # wrong in_features: fails inside forward
+
+    def forward(self, x):
+        return self.bad(self.ok(x))
+
+
+def _assert_clean(model):
+    assert not C.active()
+    assert not C.profiler_state_occupied()
+    assert all("forward" not in m.__dict__ for m in model.modules())
+    assert not torch.autograd.profiler._is_profiler_enabled
+
+
+def test_exception_in_forward_names_module_and_shapes_and_cleans_up(seed):
+    model = Boom()
+    before = model_state(model)
+    with pytest.raises(ProfileError) as ei:
+        profile_summary(model, torch.randn(4, 8), verbose=0)
+    msg = str(ei.value)
+    assert "'bad'" in msg and "Linear" in msg and "[4, 8]" in msg
+    assert isinstance(ei.value.__cause__, RuntimeError)  # original exception chained
+    _assert_clean(model)
+    assert model_state(model) == before
+    # torch.profiler works afterwards and sees ops: no stale state in the slot
+    good = nn.Linear(8, 8)
+    assert sum(profiler_top_level_ops(lambda: good(torch.randn(2, 8))).values()) >= 1
+    # and a second profile works normally
+    s = profile_summary(good, torch.randn(2, 8), verbose=0)
+    assert s.rows[0].mem_allocated > 0 and s.total_params == 72
+
+
+def test_keyboard_interrupt_inside_forward_cleans_up(seed):
+    class Interrupt(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            self.lin(x)
+            raise KeyboardInterrupt
+
+    model = Interrupt()
+    with pytest.raises(KeyboardInterrupt):
+        profile_summary(model, torch.randn(2, 4), warmup=0, verbose=0)
+    _assert_clean(model)
+
+
+def test_warmup_zero_iters_one_runs_exactly_one_pass():
+    calls = []
+
+    class Counting(nn.Module):
+        def forward(self, x):
+            calls.append(1)
+            return x * 2
+
+    profile_summary(Counting(), torch.randn(3), warmup=0, iters=1, verbose=0)
+    assert len(calls) == 1
+    calls.clear()
+    profile_summary(Counting(), torch.randn(3), warmup=2, iters=3, verbose=0)
+    assert len(calls) == 5
+
+
+def test_forward_signature_visible_while_profiling():
+    seen = {}
+
+    class Sig(nn.Module):
+        def forward(self, x, scale: float = 1.0):
+            seen["sig"] = list(inspect.signature(self.forward).parameters)
+            return x * scale
+
+    profile_summary(Sig(), torch.randn(2), verbose=0)
+    assert seen["sig"] == ["x", "scale"]
+
+
+def test_device_argument_moves_and_restores(seed):
+    model = nn.Linear(4, 2)
+    s = profile_summary(model, torch.randn(3, 4), device="cpu", verbose=0)
+    assert s.device == "cpu"
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_cuda_moves_and_restores(seed):
+    model = SmallResNet()
+    s = profile_summary(model, torch.randn(2, 3, 16, 16), device="cuda", verbose=0)
+    assert s.device.startswith("cuda")
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    assert s.rows[0].mem_allocated > 0
+
+
+def test_bad_arguments_are_clear():
+    with pytest.raises(TypeError, match="nn.Module"):
+        profile_summary(lambda x: x, torch.randn(2), verbose=0)
+    with pytest.raises(ValueError, match="iters"):
+        profile_summary(nn.Linear(2, 2), torch.randn(2), iters=0, verbose=0)
+    with pytest.raises(NotImplementedError, match="issue #4"):
+        profile_summary(nn.Linear(2, 2), torch.randn(2), backward=True, verbose=0)
+
+
+def test_kwargs_and_multiple_inputs(seed):
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(5, 4)
+
+        def forward(self, x, y=None):
+            return self.a(x) + self.b(y)
+
+    m = Two()
+    s1 = profile_summary(m, (torch.randn(2, 3), torch.randn(2, 5)), verbose=0)
+    s2 = profile_summary(m, {"x": torch.randn(2, 3), "y": torch.randn(2, 5)}, verbose=0)
+    assert s1.total_macs == s2.total_macs == 2 * 3 * 4 + 2 * 5 * 4
+    assert s2.rows[0].input_shapes[1]["y"] == torch.Size([2, 5])
