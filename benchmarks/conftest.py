@@ -1,0 +1,60 @@
+"""Collects the side-by-side results of this run and writes benchmarks/RESULTS.md."""
+import datetime
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from harness import machine  # noqa: E402
+
+RESULTS = {"cases": {}, "micro": {}}
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _fmt_case(name, res):
+    lines = [f"### {name}", "",
+             "| tool | median ms | min ms | ratio to bare (median of per-round ratios) | IQR of ratio |",
+             "|---|---:|---:|---:|---|"]
+    for tool, r in res.items():
+        lo, hi = r["ratio_iqr"]
+        lines.append(f"| {tool} | {r['median_ms']:.2f} | {r['min_ms']:.2f} | **{r['ratio']:.2f}x** | "
+                     f"{lo:.2f}–{hi:.2f} |")
+    return lines + [""]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not RESULTS["cases"] and not RESULTS["micro"]:
+        return
+    import torchscope
+
+    lines = [
+        "# torchscope benchmark results",
+        "",
+        "Written by `.venv/bin/python -m pytest benchmarks/ --benchmark-only` (see benchmarks/README.md).",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {machine()}",
+        f"- torch {torch.__version__}, torchscope {torchscope.__version__}, threads {torch.get_num_threads()}",
+        f"- device: CPU (no GPU on this machine)",
+        "",
+        "Each round runs the bare forward and every tool once, in turn; a tool's ratio is the median over",
+        "rounds of its time divided by the bare forward's time in the same round. torchscope = full capture",
+        "(`warmup=0, iters=1`: exactly one recorded pass) + building the table string. torch.profiler =",
+        "`record_shapes, profile_memory, with_flops` + `key_averages().table()`. torchinfo = `summary(depth=10)`",
+        "+ str. FlopCounterMode = one pass + `get_table()`.",
+        "",
+        "## Full run + report, side by side",
+        "",
+    ]
+    for name, res in RESULTS["cases"].items():
+        lines += _fmt_case(name, res)
+    if RESULTS["micro"]:
+        lines += ["## Per-op and per-module costs", "",
+                  "| what | cost |", "|---|---:|"]
+        for k, v in RESULTS["micro"].items():
+            lines.append(f"| {k} | {v} |")
+        lines.append("")
+    with open(os.path.join(_HERE, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
