@@ -36,7 +36,7 @@ def test_same_pass_inside_torch_profiler_records_same_ops(seed):
 
 
 def _leaf_modules(trace):
-    return {i for i, m in enumerate(trace.modules) if not list(m.children())}
+    return {i for i, m in enumerate(trace.index.modules) if not list(m.children())}
 
 
 def test_every_op_in_a_leaf_forward_is_attributed_to_that_leaf(seed):
@@ -53,7 +53,7 @@ def test_every_op_in_a_leaf_forward_is_attributed_to_that_leaf(seed):
         # Ops that started on the same thread inside the call's time window ...
         inside = fwd[(fwd[:, OPC["start"]] >= c[cc["enter"]]) & (fwd[:, OPC["end"]] <= c[cc["exit"]])
                      & (fwd[:, OPC["thread"]] == c[cc["thread"]])]
-        assert len(inside) > 0, trace.module_names[c[cc["module"]]]
+        assert len(inside) > 0, trace.index.names[c[cc["module"]]]
         # ... are all attributed to this call, and the call owns no op outside the window.
         assert (inside[:, OPC["call"]] == cid).all()
         assert (fwd[:, OPC["call"]] == cid).sum() == len(inside)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import warnings
 
 import torch  # must be imported before the extension (it links libtorch)
@@ -72,4 +71,3 @@ def _load():
 
 C = _load()
 C.set_tensor_type(torch.Tensor)
-sys.modules.setdefault("torchscope._recorder", C)

@@ -43,6 +43,15 @@ def _model_device(model) -> torch.device | None:
     return next(iter(devs)) if devs else None
 
 
+def _first_device(model) -> torch.device | None:
+    """Device of the model's first parameter or buffer (lazy: stops at the first)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return None
+
+
 def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
                     backward: bool = False, depth: int | None = None, warmup: int = 1,
                     iters: int = 3, record_shapes: bool = True, record_memory: bool = True,
@@ -66,7 +75,7 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
         original_device = _model_device(model)
         model.to(device)
         inputs = _move(inputs, device)
-    run_device = device or _model_device(model) or torch.device("cpu")
+    run_device = device or _first_device(model) or torch.device("cpu")
     args, kwargs = _as_call_args(inputs)
     try:
         trace = _capture.capture(model, lambda: model(*args, **kwargs), warmup=warmup, iters=iters,
@@ -86,7 +95,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSum
     att = _attribute.attribute(trace, dev_type)
     n = len(att.call_ids)
 
-    params, trainable, own, own_trainable = _count.param_counts(trace.modules, trace.module_names)
+    params, trainable, own, own_trainable = _count.param_counts(trace.index)
     macs_per_op, _counted, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
     in_rows = att.op_row >= 0
     self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
@@ -108,8 +117,9 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSum
             ins.append(e[1] if not e[2] else (e[1], e[2]))
             outs.append(e[3])
     mlist = module.tolist()
-    names = [trace.module_names[m] or trace.module_types[m] for m in mlist]
-    types = [trace.module_types[m] for m in mlist]
+    mod_names, mod_types = trace.index.names, trace.index.types
+    names = [mod_names[m] or mod_types[m] for m in mlist]
+    types = [mod_types[m] for m in mlist]
     mem = att.mem
     cols = {
         "name": names, "type": types, "depth": att.depth, "parent": att.parent,

@@ -7,6 +7,7 @@ All work is vectorised over the recorded arrays (no Python loop per op).
 from __future__ import annotations
 
 import dataclasses
+import statistics
 
 import numpy as np
 
@@ -162,9 +163,12 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
             notes.append(f"iteration {it} made different module calls; its times are not used")
     dur = np.stack(durations).astype(np.float64)               # iters x rows
     self_dur = dur - np.stack([_children_sum(d, parent) for d in dur])
-    fwd_time = np.median(dur, axis=0)
-    fwd_self = np.median(self_dur, axis=0)
-    fwd_min = dur.min(axis=0)
+    if len(dur) == 1:
+        fwd_time, fwd_self, fwd_min = dur[0], self_dur[0], dur[0]
+    else:
+        fwd_time = np.median(dur, axis=0)
+        fwd_self = np.median(self_dur, axis=0)
+        fwd_min = dur.min(axis=0)
 
     ops = trace.ops
     op_call = ops[:, OPC["call"]]
@@ -178,5 +182,5 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
         call_ids=call_ids, module=module, parent=parent, depth=depth,
         fwd_time_ns=fwd_time, fwd_self_time_ns=fwd_self, fwd_time_min_ns=fwd_min,
         num_ops=num_ops, op_row=op_row, op_mask=op_mask, mem=mem,
-        total_time_ns=float(np.median(trace.pass_times_ns)), peak_memory=peak, notes=notes,
+        total_time_ns=float(statistics.median(trace.pass_times_ns)), peak_memory=peak, notes=notes,
     )

@@ -31,9 +31,7 @@ class Trace:
     mem: np.ndarray          # n_events x len(C.MEM_COLS)
     names: list              # op name by id
     shape_log: list          # (call, positional shapes, kw shapes, output shapes), iteration 0
-    module_names: list       # module index -> qualified name ("" is the root)
-    module_types: list       # module index -> class name
-    modules: list            # module index -> module object
+    index: ModuleIndex       # the model's modules (names, types, tree)
     iters: int
     pass_times_ns: list      # wall time of each measured pass
     memory_tracking: bool
@@ -42,39 +40,52 @@ class Trace:
     output: Any = None
 
 
-def module_index(model: torch.nn.Module):
-    """Index every distinct module once (shared modules keep their first name)."""
-    names, types, mods = [], [], []
-    for name, mod in model.named_modules():
-        names.append(name)
-        types.append(type(mod).__name__)
-        mods.append(mod)
-    return names, types, mods
+@dataclasses.dataclass
+class ModuleIndex:
+    """Every distinct module once, in named_modules() order (shared ones keep their first name)."""
+
+    names: list     # qualified names ("" is the root)
+    types: list     # class names
+    modules: list   # module objects
+    parent: np.ndarray  # index of the parent module (-1 for the root)
+    depth: np.ndarray
+
+
+def module_index(model: torch.nn.Module) -> ModuleIndex:
+    """Pre-order walk with named_modules() semantics (first occurrence wins), plus the tree."""
+    names, types, mods, parent, depth = [""], [type(model).__name__], [model], [-1], [0]
+    seen = {id(model)}
+    stack = [(iter(model._modules.items()), "", 0, 1)]  # children iterator, prefix, parent, depth
+    while stack:
+        it, prefix, par, d = stack[-1]
+        for name, child in it:
+            if child is None or id(child) in seen:
+                continue
+            seen.add(id(child))
+            qual = f"{prefix}.{name}" if prefix else name
+            names.append(qual)
+            types.append(type(child).__name__)
+            parent.append(par)
+            depth.append(d)
+            mods.append(child)
+            if child._modules:  # descend now: pre-order
+                stack.append((iter(child._modules.items()), qual, len(mods) - 1, d + 1))
+                break
+        else:
+            stack.pop()
+    return ModuleIndex(names, types, mods, np.array(parent, dtype=np.int64), np.array(depth, dtype=np.int64))
+
+
+_SKIP_TYPES = (torch.jit.ScriptModule,)  # scripted code calls submodules from C++, not through forward
 
 
 def _install_markers(mods):
     """Wrap each module's forward in a C marker; returns what restore needs."""
-    saved = []
-    try:
-        for idx, mod in enumerate(mods):
-            if isinstance(mod, torch.jit.ScriptModule):
-                continue  # scripted code calls submodules from C++, not through forward
-            d = mod.__dict__
-            prev = d.get("forward", _MISSING)
-            d["forward"] = C.marker(mod.forward, idx)
-            saved.append((d, prev))
-    except BaseException:
-        _restore_markers(saved)
-        raise
-    return saved
+    return C.install_markers(mods, _SKIP_TYPES)
 
 
-def _restore_markers(saved):
-    for d, prev in saved:
-        if prev is _MISSING:
-            d.pop("forward", None)
-        else:
-            d["forward"] = prev
+def _restore_markers(mods, saved):
+    C.restore_markers(mods, saved)
 
 
 def _describe(summary) -> str:
@@ -107,7 +118,8 @@ def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iter
         raise ValueError(f"iters must be >= 1, got {iters}")
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
-    names, types, mods = module_index(model)
+    index = module_index(model)
+    names, types, mods = index.names, index.types, index.modules
     notes = []
     profiler_on = torch.autograd.profiler._is_profiler_enabled or C.profiler_state_occupied()
     if record_memory and profiler_on:
@@ -150,14 +162,13 @@ def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iter
             warning = C.stop()
             if warning:
                 notes.append(warning)
-        _restore_markers(saved)
+        _restore_markers(mods, saved)
 
     snapshot = C.collect()
     if snapshot["dropped_ends"]:
         notes.append(f"{snapshot['dropped_ends']} op end events had no matching start (ignored)")
     return Trace(
         ops=snapshot["ops"], args=snapshot["args"], calls=snapshot["calls"], mem=snapshot["mem"],
-        names=snapshot["names"], shape_log=shape_log, module_names=names, module_types=types,
-        modules=mods, iters=iters, pass_times_ns=pass_times, memory_tracking=memory_tracking,
+        names=snapshot["names"], shape_log=shape_log, index=index, iters=iters, pass_times_ns=pass_times, memory_tracking=memory_tracking,
         notes=notes, dropped_ends=int(snapshot["dropped_ends"]), output=output,
     )

@@ -220,23 +220,22 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
         anc = np.where(live, parent[np.maximum(anc, 0)], -1)
     counted_idx = np.nonzero(candidate & ~covered)[0]
     failed = {}
-    cache = {}
     off, ln = ops[:, OPC["args_off"]], ops[:, OPC["args_len"]]
-    for i in counted_idx.tolist():
+    # Identical (op, arguments) pairs are common (a model repeats its layers):
+    # group them with a vectorised hash of the packed arguments, decode once each.
+    groups, rep = _group_identical(name, off, ln, args, counted_idx)
+    for g, i in enumerate(rep.tolist()):
         o, l = int(off[i]), int(ln[i])
-        key = (int(name[i]), args[o:o + l].tobytes())
-        v = cache.get(key)
-        if v is None:
-            try:
-                v = int(MAC_FORMULAS[names[name[i]]](decode_args(args, o, l)))
-            except Exception:  # shapes not understood (e.g. opaque tensors): uncounted
-                v = -1
-            cache[key] = v
+        try:
+            v = int(MAC_FORMULAS[names[name[i]]](decode_args(args, o, l)))
+        except Exception:  # shapes not understood (e.g. opaque tensors): uncounted
+            v = -1
+        members = counted_idx[groups == g]
         if v >= 0:
-            macs[i] = v
-            counted[i] = True
+            macs[members] = v
+            counted[members] = True
         else:
-            failed[names[name[i]]] = failed.get(names[name[i]], 0) + 1
+            failed[names[name[i]]] = failed.get(names[name[i]], 0) + len(members)
 
     # Ops with a counted descendant are accounted for.
     has_counted_desc = np.zeros(n, dtype=bool)
@@ -269,40 +268,59 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     return macs, counted, uncounted
 
 
+_HASH_W = np.random.default_rng(12345).integers(1, 2**62, size=(2, 64), dtype=np.int64) | 1
+
+
+def _group_identical(name, off, ln, args, idx):
+    """Group ops `idx` by (name, packed args). Returns (group id per op, representative op per group)."""
+    if len(idx) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lens = ln[idx]
+    starts = np.cumsum(lens) - lens
+    rel = np.arange(int(lens.sum())) - np.repeat(starts, lens)
+    vals = args[np.repeat(off[idx], lens) + rel]
+    rel = np.minimum(rel, _HASH_W.shape[1] - 1)
+    with np.errstate(over="ignore"):  # arithmetic wraps mod 2**64: fine for a hash
+        h = np.add.reduceat(vals * _HASH_W[0][rel] + rel, starts)
+        h = h * _HASH_W[1][0] + name[idx] * _HASH_W[1][1] + lens * _HASH_W[1][2]
+    _, first, groups = np.unique(h, return_index=True, return_inverse=True)
+    return groups.reshape(-1), idx[first]
+
+
 ZERO_MAC_KEY = "(views, elementwise, norms, pooling: no MACs by convention)"
 
 
-def param_counts(modules: list, module_names: list):
+def param_counts(index):
     """Per module index: (params, trainable, own params, own trainable), each Parameter once.
 
     Rows count every parameter their module uses (a tied head shows its
-    weight); model totals count each Parameter object once.
+    weight); model totals (sum of `own`) count each Parameter object once.
     """
-    n = len(modules)
-    own = np.zeros(n, dtype=np.int64)
-    own_tr = np.zeros(n, dtype=np.int64)
-    first_owner = {}
+    n = len(index.modules)
+    own = [0] * n
+    own_tr = [0] * n
+    first_owner = set()
     shared = False
-    for i, m in enumerate(modules):
+    for i, m in enumerate(index.modules):
         for p in m._parameters.values():
             if p is None:
                 continue
-            if id(p) in first_owner:
+            key = id(p)
+            if key in first_owner:
                 shared = True
                 continue
-            first_owner[id(p)] = i
-            own[i] += p.numel()
+            first_owner.add(key)
+            k = p.numel()
+            own[i] += k
             if p.requires_grad:
-                own_tr[i] += p.numel()
-    if shared:
-        total = np.array([sum(p.numel() for p in m.parameters()) for m in modules], dtype=np.int64)
+                own_tr[i] += k
+    own = np.array(own, dtype=np.int64)
+    own_tr = np.array(own_tr, dtype=np.int64)
+    if shared:  # a module's row counts every parameter it uses, shared or not
+        total = np.array([sum(p.numel() for p in m.parameters()) for m in index.modules], dtype=np.int64)
         total_tr = np.array([sum(p.numel() for p in m.parameters() if p.requires_grad)
-                             for m in modules], dtype=np.int64)
+                             for m in index.modules], dtype=np.int64)
         return total, total_tr, own, own_tr
-    # No sharing: subtree sums over the module tree from the qualified names.
-    index = {name: i for i, name in enumerate(module_names)}
-    parent = np.array([index.get(nm.rpartition(".")[0], 0) if nm else -1 for nm in module_names],
-                      dtype=np.int64)
-    depth = np.array([nm.count(".") + 1 if nm else 0 for nm in module_names], dtype=np.int64)
     from .attribute import subtree_sum
-    return subtree_sum(own, parent, depth), subtree_sum(own_tr, parent, depth), own, own_tr
+    return (subtree_sum(own, index.parent, index.depth), subtree_sum(own_tr, index.parent, index.depth),
+            own, own_tr)
