@@ -8,39 +8,57 @@ its own block.
 from __future__ import annotations
 
 import gc
+import random
 import platform
 import statistics
 import time
 
 
-def measure(tools: dict, rounds: int, warmup_rounds: int = 2) -> dict:
+def _time(fn) -> int:
+    t0 = time.perf_counter_ns()
+    fn()
+    return time.perf_counter_ns() - t0
+
+
+def measure(tools: dict, rounds: int, warmup_rounds: int = 2, seed: int = 0) -> dict:
+    """Paired rounds: for each tool, `rounds` pairs of (bare, tool) in random order within the pair.
+
+    Every tool is compared with bare forwards run right beside it, in the same machine state, and
+    neither side always runs first (a bare forward right after a heavy tool runs cache-cold).
+    `tools` must contain "bare".
+    """
+    rng = random.Random(seed)
+    bare_fn = tools["bare"]
     for _ in range(warmup_rounds):
         for fn in tools.values():
             fn()
-    times = {name: [] for name in tools}
+    out = {}
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(rounds):
-            for name, fn in tools.items():
-                t0 = time.perf_counter_ns()
-                fn()
-                times[name].append(time.perf_counter_ns() - t0)
-            gc.collect()
+        for name, fn in tools.items():
+            tool_t, bare_t = [], []
+            for _ in range(rounds):
+                if rng.random() < 0.5:
+                    bare_t.append(_time(bare_fn))
+                    tool_t.append(_time(fn))
+                else:
+                    tool_t.append(_time(fn))
+                    bare_t.append(_time(bare_fn))
+                gc.collect()
+            ratios = [t / b for t, b in zip(tool_t, bare_t)]
+            q = statistics.quantiles(ratios, n=4) if len(ratios) >= 4 else (min(ratios), 0, max(ratios))
+            out[name] = {
+                "median_ms": statistics.median(tool_t) / 1e6,
+                "min_ms": min(tool_t) / 1e6,
+                "bare_median_ms": statistics.median(bare_t) / 1e6,
+                "ratio": statistics.median(ratios),
+                "ratio_of_mins": min(tool_t) / min(bare_t),
+                "ratio_iqr": (q[0], q[2]),
+            }
     finally:
         if gc_was:
             gc.enable()
-    bare = times["bare"]
-    out = {}
-    for name, ts in times.items():
-        ratios = [t / b for t, b in zip(ts, bare)]
-        out[name] = {
-            "median_ms": statistics.median(ts) / 1e6,
-            "min_ms": min(ts) / 1e6,
-            "ratio": statistics.median(ratios),
-            "ratio_iqr": (statistics.quantiles(ratios, n=4)[0], statistics.quantiles(ratios, n=4)[2])
-            if len(ratios) >= 4 else (min(ratios), max(ratios)),
-        }
     return out
 
 
