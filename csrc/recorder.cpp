@@ -8,6 +8,7 @@
 
 #include <ATen/record_function.h>
 #include <c10/core/Allocator.h>
+#include <c10/util/Logging.h>
 #include <c10/util/ThreadLocalDebugInfo.h>
 #include <torch/csrc/profiler/orchestration/observer.h>
 
@@ -92,6 +93,7 @@ std::atomic<int64_t> g_dropped_ends{0};
 std::mutex g_session_mu;  // start/stop/collect
 bool g_active = false;
 bool g_memory = false;
+int g_saved_log_level = 0;
 std::thread::id g_owner;
 at::CallbackHandle g_handle = 0;
 
@@ -326,6 +328,11 @@ std::string start(const Options& opts) {
     g_reporter = std::make_shared<MemoryReporter>();
     c10::ThreadLocalDebugInfo::_push(c10::DebugInfoKind::PROFILER_STATE, g_reporter);
     g_memory = true;
+    // While our reporter is on, freeing a block allocated before it makes the
+    // CPU allocator log "Memory block of unknown size..." (a warning about our
+    // own session, not the user's code): keep c10's log at ERROR until stop().
+    g_saved_log_level = FLAGS_caffe2_log_level;
+    if (FLAGS_caffe2_log_level < 2) FLAGS_caffe2_log_level = 2;
   }
   g_handle = at::addThreadLocalCallback(
       at::RecordFunctionCallback(on_op_start, on_op_end)
@@ -364,6 +371,7 @@ std::string stop() {
                 "(another profiler started inside the session); left in place, disabled";
     }
     g_memory = false;
+    FLAGS_caffe2_log_level = g_saved_log_level;
   }
   g_active = false;
   return warning;

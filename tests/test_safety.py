@@ -129,8 +129,6 @@ def test_bad_arguments_are_clear():
         profile_summary(lambda x: x, torch.randn(2), verbose=0)
     with pytest.raises(ValueError, match="iters"):
         profile_summary(nn.Linear(2, 2), torch.randn(2), iters=0, verbose=0)
-    with pytest.raises(NotImplementedError, match="issue #4"):
-        profile_summary(nn.Linear(2, 2), torch.randn(2), backward=True, verbose=0)
 
 
 def test_kwargs_and_multiple_inputs(seed):

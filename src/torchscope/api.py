@@ -52,8 +52,70 @@ def _first_device(model) -> torch.device | None:
     return None
 
 
+def _default_loss(out):
+    """Sum of every floating tensor in the output that requires grad."""
+    found = []
+
+    def walk(o):
+        if isinstance(o, torch.Tensor):
+            if o.requires_grad and (o.is_floating_point() or o.is_complex()):
+                found.append(o)
+        elif isinstance(o, (tuple, list)):
+            for x in o:
+                walk(x)
+        elif isinstance(o, dict):
+            for x in o.values():
+                walk(x)
+        elif hasattr(o, "__dataclass_fields__"):
+            for f in o.__dataclass_fields__:
+                walk(getattr(o, f))
+
+    walk(out)
+    if not found:
+        raise ValueError("backward=True needs a model output that requires grad (no parameter requires grad, "
+                         "or the output is not floating point); pass loss_fn=... to build a loss")
+    loss = found[0].real.sum() if found[0].is_complex() else found[0].sum()
+    for t in found[1:]:
+        loss = loss + (t.real.sum() if t.is_complex() else t.sum())
+    return loss
+
+
+def _runner(model, args, kwargs, backward: bool, loss_fn):
+    if not backward:
+        return lambda: model(*args, **kwargs)
+    params = [p for p in model.parameters()]
+
+    def run():
+        for p in params:  # fresh grads each pass; the user's are stashed by the caller
+            p.grad = None
+        with torch.enable_grad():
+            out = model(*args, **kwargs)
+            loss = loss_fn(out) if loss_fn is not None else _default_loss(out)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise ValueError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}"
+                                 f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}")
+            loss.backward()
+        return out
+    return run
+
+
+def _meta_runner(model, args, kwargs):
+    """Run with meta copies of the parameters and buffers (the model's own tensors are
+    neither moved nor allocated): structure and counts of models too large to run."""
+    from torch.func import functional_call
+
+    state = {k: torch.empty_like(v, device="meta") for k, v in
+             list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers())}
+    for k, v in model.named_parameters(remove_duplicate=False):
+        state[k].requires_grad_(v.requires_grad)
+
+    def meta_run():
+        return functional_call(model, state, args, kwargs, tie_weights=True, strict=False)
+    return meta_run
+
+
 def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
-                    backward: bool = False, depth: int | None = None, warmup: int = 1,
+                    backward: bool = False, loss_fn=None, depth: int | None = None, warmup: int = 1,
                     iters: int = 3, record_shapes: bool = True, record_memory: bool = True,
                     keep_output: bool = False, verbose: int = 1) -> ProfileSummary:
     """Profile one model call and return (and, with verbose=1, print) its summary table.
@@ -62,26 +124,43 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     or a dict (keyword inputs). device: moves model and inputs for the call;
     the model is moved back afterwards. warmup/iters: unrecorded then recorded
     passes; times are medians over the recorded ones. Runs in the caller's grad
-    mode and the model's current training mode.
+    mode and the model's current training mode. backward=True (or loss_fn=f,
+    f(output) -> scalar; default: sum of the outputs) also runs the backward
+    pass and attributes each autograd node to the module whose forward op
+    created it; the model's .grad tensors are left as they were.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile_summary expects a torch.nn.Module, got {type(model).__name__}")
-    if backward:
-        raise NotImplementedError("backward=True is not implemented yet (tracked in issue #4: "
-                                  "per-module backward time via seq_nr links)")
+    backward = backward or loss_fn is not None
     original_device = None
-    if device is not None:
+    meta = device is not None and torch.device(device).type == "meta"
+    if device is not None and not meta:
         device = torch.device(device)
         original_device = _model_device(model)
         model.to(device)
         inputs = _move(inputs, device)
+    if meta:
+        device = torch.device("meta")
+        inputs = _move(inputs, device)
+        record_memory = False  # meta tensors have no storage
     run_device = device or _first_device(model) or torch.device("cpu")
     args, kwargs = _as_call_args(inputs)
+    stashed = [(p, p.grad) for p in model.parameters()] if backward else []
+    run = _runner(model, args, kwargs, backward, loss_fn)
+    if meta and _first_device(model) not in (None, torch.device("meta")):
+        if backward:
+            raise ValueError("device='meta' with backward=True needs a model built on the meta device "
+                             "(with torch.device('meta'): model = ...)")
+        run = _meta_runner(model, args, kwargs)
     try:
-        trace = _capture.capture(model, lambda: model(*args, **kwargs), warmup=warmup, iters=iters,
-                                 record_shapes=record_shapes, record_memory=record_memory,
-                                 keep_output=keep_output)
+        trace = _capture.capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
+                                 record_memory=record_memory, keep_output=keep_output)
+        if meta:
+            trace.notes.append("device=meta: shapes, params and MACs are exact; times are dispatch "
+                               "overhead only (no kernels run) and no memory is allocated")
     finally:
+        for p, g in stashed:  # the user's gradients, untouched
+            p.grad = g
         if original_device is not None:
             model.to(original_device)
     summary = _build(trace, run_device, depth, warmup, inputs)
@@ -100,7 +179,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSum
     in_rows = att.op_row >= 0
     self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
     macs = _attribute.subtree_sum(self_macs, att.parent, att.depth)
-    total_macs = int(macs_per_op[att.op_mask].sum())
+    total_macs = int(macs_per_op[att.op_mask].sum())  # forward ops inside the model
 
     module = att.module
     repeat = np.ones(n, dtype=bool)  # a module's second and later calls
@@ -129,23 +208,56 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSum
         "macs": macs, "flops": 2 * macs, "self_macs": self_macs,
         "fwd_time_ns": att.fwd_time_ns, "fwd_self_time_ns": att.fwd_self_time_ns,
         "fwd_time_min_ns": att.fwd_time_min_ns,
-        "bwd_time_ns": None, "bwd_self_time_ns": None,
+        "bwd_time_ns": att.bwd_time_ns, "bwd_self_time_ns": att.bwd_self_time_ns,
         "fwd_device_time_ns": None, "bwd_device_time_ns": None,
         "mem_allocated": mem["allocated"] if mem else None,
         "mem_freed": mem["freed"] if mem else None,
         "mem_retained": mem["retained"] if mem else None,
         "mem_peak": mem["peak"] if mem else None,
         "num_ops": att.num_ops,
+        "kernel_size": [_kernel_size(trace.index.modules[m]) for m in mlist],
     }
     total_params, total_trainable = int(own.sum()), int(own_trainable.sum())  # each Parameter once
     notes = list(trace.notes) + list(att.notes)
-    return ProfileSummary(
+    sizes = _byte_sizes(trace.index.modules[0] if trace.index.modules else None, inputs)
+    backward_times = {"backward_time_ns": att.bwd_total_ns, "accumulate_grad_time_ns": att.accumulate_grad_ns,
+                      "backward_outside_modules_ns": att.bwd_outside_ns}
+    summary = ProfileSummary(
         columns=cols, total_params=total_params, trainable_params=total_trainable,
         total_macs=total_macs, uncounted_ops=uncounted, total_time_ns=att.total_time_ns,
         device=str(run_device), peak_memory=att.peak_memory,
         meta=run_meta(str(run_device), trace.iters, warmup, fmt_shape(_json_inputs(inputs))),
-        notes=notes, depth=depth, output=trace.output,
+        notes=notes, depth=depth, output=trace.output, **sizes,
     )
+    for k, v in backward_times.items():  # None when backward was not run
+        setattr(summary, k, v)
+    return summary
+
+
+def _kernel_size(module):
+    k = getattr(module, "kernel_size", None)
+    if isinstance(k, int):
+        return (k,)
+    return tuple(k) if isinstance(k, (tuple, list)) else None
+
+
+def _byte_sizes(model, inputs) -> dict:
+    """Bytes of the unique parameters, the buffers and the input tensors."""
+    if model is None:
+        return {"param_bytes": 0, "buffer_bytes": 0, "input_bytes": 0}
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    return {"param_bytes": params, "buffer_bytes": buffers, "input_bytes": _tensor_bytes(inputs)}
+
+
+def _tensor_bytes(obj) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, (tuple, list)):
+        return sum(_tensor_bytes(o) for o in obj)
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(o) for o in obj.values())
+    return 0
 
 
 def _json_inputs(inputs):

@@ -15,7 +15,11 @@ from ._ext import C
 from .capture import Trace
 
 OPC, CALLC, MEMC = C.OP_COLS, C.CALL_COLS, C.MEM_COLS
-SCOPE_FUNCTION = 0
+SCOPE_FUNCTION, SCOPE_BACKWARD = 0, 1
+# The autograd engine wraps each backward node in a FUNCTION-scope record with
+# this prefix; it also holds engine work for the node (e.g. reducing a bias
+# gradient), so its duration is the node's backward time.
+ENGINE_PREFIX = "autograd::engine::evaluate_function"
 DEVICE_TYPE_CPU, DEVICE_TYPE_CUDA = 0, 1
 
 
@@ -30,7 +34,12 @@ class Attribution:
     fwd_time_min_ns: np.ndarray
     num_ops: np.ndarray         # top-level dispatcher ops issued in the call and its children
     op_row: np.ndarray          # per op: row it belongs to (-1: outside any module / other iteration)
-    op_mask: np.ndarray         # per op: forward op of iteration 0
+    op_mask: np.ndarray         # per op: forward op of iteration 0 inside a module call
+    bwd_time_ns: np.ndarray | None       # per row, backward of the ops it issued, children included
+    bwd_self_time_ns: np.ndarray | None
+    accumulate_grad_ns: float | None     # AccumulateGrad nodes (gradient accumulation into .grad)
+    bwd_outside_ns: float | None         # backward of ops issued outside any module (e.g. the loss)
+    bwd_total_ns: float | None           # whole backward pass (all engine nodes)
     mem: dict | None            # allocated/freed/retained/peak per row (bytes) or None
     total_time_ns: float        # median wall time of the measured pass
     peak_memory: int | None     # peak live bytes above the pass's starting level
@@ -137,6 +146,78 @@ def _memory(trace: Trace, call_ids, id_to_row, parent, depth, enter, exit_, devi
     return {"allocated": allocated, "freed": freed_b, "retained": retained, "peak": peak}, pass_peak
 
 
+def _top_ancestor(parent: np.ndarray) -> np.ndarray:
+    top = np.arange(len(parent))
+    while True:
+        p = parent[top]
+        up = p >= 0
+        if not up.any():
+            return top
+        top[up] = p[up]
+
+
+def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids) -> dict:
+    """Backward time per row: each autograd node is linked to the forward op that created it
+    (same forward thread and sequence number; the latest op that peeked that number), hence
+    to that op's module call (DESIGN.md)."""
+    none = {"bwd_time_ns": None, "bwd_self_time_ns": None, "accumulate_grad_ns": None,
+            "bwd_outside_ns": None, "bwd_total_ns": None}
+    scope = ops[:, OPC["scope"]]
+    nodes = np.nonzero(scope == SCOPE_BACKWARD)[0]
+    if len(nodes) == 0:
+        return none
+    # A node's time is its engine wrapper's (the parent record), when there is one.
+    wrapper = ops[nodes, OPC["parent"]]
+    has_wrapper = (wrapper >= 0) & np.isin(ops[np.maximum(wrapper, 0), OPC["name"]], engine_ids)
+    timed = np.where(has_wrapper, wrapper, nodes)
+    dur = (ops[timed, OPC["end"]] - ops[timed, OPC["start"]]).astype(np.float64)
+    it = ops[nodes, OPC["iter"]]
+    seq = ops[nodes, OPC["seq_nr"]]
+
+    # (iteration, thread, seq) -> latest forward op with that key
+    fwd = np.nonzero((scope == SCOPE_FUNCTION) & (ops[:, OPC["seq_nr"]] >= 0))[0]
+    def key(i, t, s):
+        return (i.astype(np.int64) << 48) ^ (t.astype(np.int64) << 32) ^ s.astype(np.int64)
+    fkeys = key(ops[fwd, OPC["iter"]], ops[fwd, OPC["thread"]], ops[fwd, OPC["seq_nr"]])
+    order = np.lexsort((fwd, fkeys))           # by key, then by record order
+    fkeys, fwd = fkeys[order], fwd[order]
+    last = np.r_[fkeys[1:] != fkeys[:-1], True]  # the latest op of each key
+    fkeys, fwd = fkeys[last], fwd[last]
+    bkeys = key(it, ops[nodes, OPC["fwd_thread"]], seq)
+    pos = np.clip(np.searchsorted(fkeys, bkeys), 0, max(len(fkeys) - 1, 0))
+    found = (seq >= 0) & (len(fkeys) > 0) & (fkeys[pos] == bkeys) if len(fkeys) else np.zeros(len(nodes), bool)
+    fcall = np.where(found, ops[fwd[pos], OPC["call"]] if len(fkeys) else -1, -1)
+    calls = trace.calls
+    # Map the forward call of any iteration to the iteration-0 row at the same position.
+    row = np.full(len(nodes), -1, dtype=np.int64)
+    ok = fcall >= 0
+    if ok.any():
+        it_col = calls[:, CALLC["iter"]]
+        first_of_iter = {int(i): int(np.nonzero(it_col == i)[0][0]) for i in np.unique(it_col)}
+        base = np.array([first_of_iter.get(int(i), 0) for i in it[ok]], dtype=np.int64)
+        r = fcall[ok] - base
+        r = np.where((r >= 0) & (r < n), r, -1)
+        row[ok] = r
+    iters = trace.iters
+    per_iter_self = np.zeros((iters, n))
+    mine = row >= 0
+    np.add.at(per_iter_self, (it[mine], row[mine]), dur[mine])
+    per_iter_total = np.stack([subtree_sum(r_, parent, depth) for r_ in per_iter_self])
+    acc = np.array([trace.names[i].endswith("AccumulateGrad") for i in ops[nodes, OPC["name"]]], dtype=bool)
+    outside = ~mine & ~acc
+
+    def per_iter_sum(mask):
+        return float(np.median(np.bincount(it[mask], weights=dur[mask], minlength=iters)))
+
+    return {
+        "bwd_self_time_ns": np.median(per_iter_self, axis=0),
+        "bwd_time_ns": np.median(per_iter_total, axis=0),
+        "accumulate_grad_ns": per_iter_sum(acc),
+        "bwd_outside_ns": per_iter_sum(outside),
+        "bwd_total_ns": per_iter_sum(np.ones(len(nodes), dtype=bool)),
+    }
+
+
 def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     calls = trace.calls
     notes = []
@@ -172,15 +253,21 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
 
     ops = trace.ops
     op_call = ops[:, OPC["call"]]
-    op_mask = (ops[:, OPC["iter"]] == 0) & (ops[:, OPC["scope"]] == SCOPE_FUNCTION)
-    op_row = np.where(op_mask & (op_call >= 0), id_to_row[np.maximum(op_call, 0)], -1)
-    top = (op_row >= 0) & (ops[:, OPC["parent"]] < 0)
+    top_ancestor = _top_ancestor(ops[:, OPC["parent"]])
+    engine_ids = np.array([i for i, nm in enumerate(trace.names) if nm.startswith(ENGINE_PREFIX)],
+                          dtype=np.int64)
+    in_backward = np.isin(ops[top_ancestor, OPC["name"]], engine_ids) | (ops[:, OPC["scope"]] == SCOPE_BACKWARD)
+    forward = (ops[:, OPC["iter"]] == 0) & (ops[:, OPC["scope"]] == SCOPE_FUNCTION) & ~in_backward
+    op_row = np.where(forward & (op_call >= 0), id_to_row[np.maximum(op_call, 0)], -1)
+    op_mask = op_row >= 0
+    top = op_mask & (ops[:, OPC["parent"]] < 0)
     num_ops = subtree_sum(np.bincount(op_row[top], minlength=n), parent, depth)
+    bwd = _backward(trace, ops, id_to_row, parent, depth, n, engine_ids)
 
     mem, peak = _memory(trace, call_ids, id_to_row, parent, depth, enter, exit_, device_type)
     return Attribution(
         call_ids=call_ids, module=module, parent=parent, depth=depth,
         fwd_time_ns=fwd_time, fwd_self_time_ns=fwd_self, fwd_time_min_ns=fwd_min,
-        num_ops=num_ops, op_row=op_row, op_mask=op_mask, mem=mem,
+        num_ops=num_ops, op_row=op_row, op_mask=op_mask, mem=mem, **bwd,
         total_time_ns=float(statistics.median(trace.pass_times_ns)), peak_memory=peak, notes=notes,
     )

@@ -152,7 +152,7 @@ def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iter
                 output = out
             del out
     except Exception as exc:
-        if not failures and not started:  # C.start() itself failed
+        if not failures:  # raised outside any module (C.start, a loss function): unchanged
             raise
         raise ProfileError(_failure_message(exc, failures, names, types)) from exc
     finally:

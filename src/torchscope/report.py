@@ -21,7 +21,7 @@ ROW_FIELDS = (
     "macs", "flops", "self_macs",
     "fwd_time_ns", "fwd_self_time_ns", "fwd_time_min_ns", "bwd_time_ns", "bwd_self_time_ns",
     "fwd_device_time_ns", "bwd_device_time_ns",
-    "mem_allocated", "mem_freed", "mem_retained", "mem_peak", "num_ops",
+    "mem_allocated", "mem_freed", "mem_retained", "mem_peak", "num_ops", "kernel_size",
 )
 
 
@@ -129,7 +129,8 @@ class ProfileSummary:
     def __init__(self, *, columns: dict, total_params: int, trainable_params: int,
                  total_macs: int, uncounted_ops: dict, total_time_ns: float | None,
                  device: str, peak_memory: int | None, meta: dict, notes: list,
-                 depth: int | None = None, output: Any = None):
+                 depth: int | None = None, output: Any = None, param_bytes: int = 0,
+                 buffer_bytes: int = 0, input_bytes: int = 0):
         self._cols = columns
         self._rows = None
         self._tables = {}
@@ -145,6 +146,9 @@ class ProfileSummary:
         self.notes = list(notes)
         self.depth = depth
         self.output = output
+        self.param_bytes = int(param_bytes)      # unique parameters
+        self.buffer_bytes = int(buffer_bytes)
+        self.input_bytes = int(input_bytes)
 
     # ------------------------------------------------------------------ rows
     def __len__(self):

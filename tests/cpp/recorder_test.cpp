@@ -3,6 +3,7 @@
 #include <ATen/ops/mm.h>
 #include <ATen/ops/ones.h>
 #include <ATen/ops/relu.h>
+#include <c10/util/Logging.h>
 
 #include <cstdio>
 #include <string>
@@ -33,6 +34,7 @@ int main() {
   at::Tensor w = at::ones({16, 4});
   at::Tensor warm = at::mm(at::ones({8, 16}), w);  // first-use effects out of the session
 
+  int log_level = FLAGS_caffe2_log_level;
   std::string err = start(Options{});
   EXPECT(err.empty(), "start failed: %s", err.c_str());
   EXPECT(active(), "session not active");
@@ -46,6 +48,7 @@ int main() {
   at::Tensor outside = at::ones({2});  // recorded, but outside any module call
 
   EXPECT(stop().empty(), "stop warned");
+  EXPECT(FLAGS_caffe2_log_level == log_level, "c10 log level not restored");
   EXPECT(!active(), "still active after stop");
   EXPECT(stop().empty(), "second stop must be a no-op");
   at::Tensor after = at::mm(x, w);  // must not be recorded

@@ -1,0 +1,85 @@
+"""backward=True: per-module backward time linked through (forward thread, seq_nr)."""
+import pytest
+import torch
+from torch import nn
+
+from conftest import model_state
+from torchscope import profile_summary
+from torchscope.models import SmallResNet, TransformerBlock
+
+
+def _leaves_with_params(model):
+    return {name for name, m in model.named_modules() if not list(m.children()) and list(m.parameters())}
+
+
+@pytest.mark.parametrize("make", [lambda: (SmallResNet(), torch.randn(2, 3, 16, 16)),
+                                  lambda: (TransformerBlock(), torch.randn(2, 8, 64))],
+                         ids=["cnn", "transformer"])
+def test_every_leaf_with_params_has_backward_time(make, seed):
+    model, x = make()
+    s = profile_summary(model, x, backward=True, warmup=1, iters=1, verbose=0)
+    leaves = _leaves_with_params(model)
+    rows = {r.name: r for r in s.rows}
+    assert leaves and leaves <= set(rows)
+    for name in leaves:
+        assert rows[name].bwd_time_ns > 0, name
+    # totals reconcile: the whole backward = modules + AccumulateGrad + ops outside modules (the loss)
+    assert s.backward_time_ns == pytest.approx(
+        s.rows[0].bwd_time_ns + s.accumulate_grad_time_ns + s.backward_outside_modules_ns, rel=1e-9)
+    assert s.accumulate_grad_time_ns > 0
+    for i, r in enumerate(s.rows):  # self + children = total, like the forward
+        kids = sum(c.bwd_time_ns for c in s.rows if c.parent == i)
+        assert r.bwd_time_ns == pytest.approx(r.bwd_self_time_ns + kids, rel=1e-9)
+
+
+def test_backward_goes_to_the_module_that_created_the_node(seed):
+    """A module whose forward is cheap but whose backward is known to be attributed to it."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.big = nn.Linear(512, 512)
+            self.small = nn.Linear(512, 2)
+
+        def forward(self, x):
+            return self.small(self.big(x))
+
+    s = profile_summary(Net(), torch.randn(256, 512), backward=True, warmup=1, iters=3, verbose=0)
+    big, small = s.row("big"), s.row("small")
+    assert big.bwd_time_ns > small.bwd_time_ns > 0  # dW and dX of a 512x512 layer dwarf a 512x2 one
+
+
+def test_backward_keeps_user_grads_and_forward_counts(seed):
+    model, x = SmallResNet(), torch.randn(2, 3, 16, 16)
+    model(x).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    grad_objs = {n: p.grad for n, p in model.named_parameters()}
+    before = model_state(model)
+    fwd_only = profile_summary(model, x, verbose=0)
+    s = profile_summary(model, x, backward=True, verbose=0)
+    assert s.total_macs == fwd_only.total_macs            # backward ops are not forward MACs
+    for n, p in model.named_parameters():
+        assert p.grad is grad_objs[n] and torch.equal(p.grad, grads[n])
+    assert model_state(model) == before
+
+
+def test_backward_under_no_grad_and_with_loss_fn(seed):
+    model, x = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), torch.randn(5, 4)
+    target = torch.randint(0, 3, (5,))
+    with torch.no_grad():
+        s = profile_summary(model, x, loss_fn=lambda out: nn.functional.cross_entropy(out, target), verbose=0)
+        assert not torch.is_grad_enabled()
+    assert s.row("0").bwd_time_ns > 0 and s.row("2").bwd_time_ns > 0
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_backward_errors_are_clear():
+    frozen = nn.Linear(3, 3).requires_grad_(False)
+    with pytest.raises(ValueError, match="requires grad"):
+        profile_summary(frozen, torch.randn(2, 3), backward=True, verbose=0)
+    with pytest.raises(ValueError, match="scalar"):
+        profile_summary(nn.Linear(3, 3), torch.randn(2, 3), loss_fn=lambda out: out, verbose=0)
+
+
+def test_forward_only_has_no_backward_columns(seed):
+    s = profile_summary(nn.Linear(3, 3), torch.randn(2, 3), verbose=0)
+    assert s.rows[0].bwd_time_ns is None and s.backward_time_ns is None
