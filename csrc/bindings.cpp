@@ -175,9 +175,7 @@ PyObject* forward_name() {
 }
 
 // Appends to `previous` what restore needs; returns false with a Python error set.
-bool install_one(PyObject* mod, int32_t index, PyObject* skip_types, PyObject* previous) {
-  int skip = PyObject_IsInstance(mod, skip_types);
-  if (skip < 0) return false;
+bool install_one(PyObject* mod, int32_t index, bool skip, PyObject* previous) {
   PyObject** dict_ptr = _PyObject_GetDictPtr(mod);
   if (skip || !dict_ptr || !*dict_ptr) return PyList_Append(previous, Py_Ellipsis) == 0;
   PyObject* prev = PyDict_GetItemWithError(*dict_ptr, forward_name());  // borrowed
@@ -249,6 +247,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("active", &active);
   m.def("memory_tracking", &memory_tracking);
   m.def("profiler_state_occupied", &profiler_state_occupied);
+  m.def("thread_has_callbacks", &thread_has_callbacks);
   m.def("set_recording", &set_recording);
   m.def("set_iteration", &set_iteration);
   m.def("module_enter", &module_enter);
@@ -264,12 +263,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // Installs a marker as `forward` in each module's instance dict; returns the
   // previous instance-level forwards (None: there was none; Ellipsis: module
   // skipped) for restore_markers. On error, undoes what it did, then raises.
-  m.def("install_markers", [](py::list modules, py::tuple skip_types) {
+  m.def("install_markers", [](py::list modules, py::list skip) {
     py::list previous;
     Py_ssize_t n = PyList_GET_SIZE(modules.ptr());
+    if (PyList_GET_SIZE(skip.ptr()) != n) throw py::value_error("skip must have one flag per module");
     for (Py_ssize_t i = 0; i < n; ++i) {
-      if (!install_one(PyList_GET_ITEM(modules.ptr(), i), static_cast<int32_t>(i), skip_types.ptr(),
-                       previous.ptr())) {
+      if (!install_one(PyList_GET_ITEM(modules.ptr(), i), static_cast<int32_t>(i),
+                       PyObject_IsTrue(PyList_GET_ITEM(skip.ptr(), i)) == 1, previous.ptr())) {
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
         restore_all(modules.ptr(), previous.ptr());

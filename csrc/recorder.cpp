@@ -302,6 +302,8 @@ int64_t now_ns() { return clock_ns(); }
 
 std::string built_for_torch() { return TORCHSCOPE_TORCH_VERSION; }
 
+bool thread_has_callbacks() { return at::hasThreadLocalCallbacks(); }
+
 bool profiler_state_occupied() {
   return c10::ThreadLocalDebugInfo::get(c10::DebugInfoKind::PROFILER_STATE) != nullptr;
 }

@@ -52,6 +52,8 @@ std::string stop();
 bool active();
 // Whether memory events are actually being recorded this session.
 bool memory_tracking();
+// Whether any RecordFunction callback is installed on this thread (tests: nothing left behind).
+bool thread_has_callbacks();
 // Whether someone (e.g. torch.profiler) holds the PROFILER_STATE slot now.
 bool profiler_state_occupied();
 // Recording can be paused without uninstalling (warm-up passes).

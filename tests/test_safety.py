@@ -42,6 +42,7 @@ class Boom(nn.Module):
 def _assert_clean(model):
     assert not C.active()
     assert not C.profiler_state_occupied()
+    assert not C.thread_has_callbacks()
     assert all("forward" not in m.__dict__ for m in model.modules())
     assert not torch.autograd.profiler._is_profiler_enabled
 

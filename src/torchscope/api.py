@@ -99,6 +99,21 @@ def _runner(model, args, kwargs, backward: bool, loss_fn):
     return run
 
 
+def _checked_device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device={device!r} is not a valid torch device ({e})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={device!r} requested, but CUDA is not available on this machine "
+                               f"(torch {torch.__version__}, built with CUDA {torch.version.cuda})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RuntimeError(f"device={device!r} requested, but only {torch.cuda.device_count()} CUDA "
+                               "device(s) are visible")
+    return dev
+
+
 def _meta_runner(model, args, kwargs):
     """Run with meta copies of the parameters and buffers (the model's own tensors are
     neither moved nor allocated): structure and counts of models too large to run."""
@@ -133,7 +148,9 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
         raise TypeError(f"profile_summary expects a torch.nn.Module, got {type(model).__name__}")
     backward = backward or loss_fn is not None
     original_device = None
-    meta = device is not None and torch.device(device).type == "meta"
+    if device is not None:
+        device = _checked_device(device)
+    meta = device is not None and device.type == "meta"
     if device is not None and not meta:
         device = torch.device(device)
         original_device = _model_device(model)

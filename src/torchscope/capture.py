@@ -6,7 +6,9 @@ restoration of the model and of torch's state on every exit path.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -49,6 +51,18 @@ class ModuleIndex:
     modules: list   # module objects
     parent: np.ndarray  # index of the parent module (-1 for the root)
     depth: np.ndarray
+    opaque: list = dataclasses.field(default_factory=list)  # True: inside a compiled/scripted region
+
+
+def _region_kind(mod) -> str | None:
+    """Modules whose forward runs compiled code that must not call Python markers."""
+    if isinstance(mod, torch.jit.ScriptModule):
+        return "scripted"
+    if type(mod).__name__ == "OptimizedModule" and hasattr(mod, "_orig_mod"):
+        return "compiled"
+    if getattr(mod, "_compiled_call_impl", None) is not None:  # nn.Module.compile() in place
+        return "compiled in place"
+    return None
 
 
 def module_index(model: torch.nn.Module) -> ModuleIndex:
@@ -73,15 +87,22 @@ def module_index(model: torch.nn.Module) -> ModuleIndex:
                 break
         else:
             stack.pop()
-    return ModuleIndex(names, types, mods, np.array(parent, dtype=np.int64), np.array(depth, dtype=np.int64))
+    # Inside a compiled or scripted region, submodules are called by compiled code (a
+    # marker there would break the graph, or never run): the region is one opaque row.
+    opaque = [False] * len(mods)
+    for i, mod in enumerate(mods):
+        p = parent[i]
+        if p >= 0 and (opaque[p] or _region_kind(mods[p]) is not None):
+            opaque[i] = True
+        elif _region_kind(mod) == "compiled in place":
+            opaque[i] = True  # its own forward runs inside the compiled call
+    return ModuleIndex(names, types, mods, np.array(parent, dtype=np.int64), np.array(depth, dtype=np.int64),
+                       opaque)
 
 
-_SKIP_TYPES = (torch.jit.ScriptModule,)  # scripted code calls submodules from C++, not through forward
-
-
-def _install_markers(mods):
+def _install_markers(mods, skip=None):
     """Wrap each module's forward in a C marker; returns what restore needs."""
-    return C.install_markers(mods, _SKIP_TYPES)
+    return C.install_markers(mods, list(skip) if skip is not None else [False] * len(mods))
 
 
 def _restore_markers(mods, saved):
@@ -106,11 +127,75 @@ def _failure_message(exc, failures, names, types) -> str:
     mod, pos, kw, _ = failures[0]  # the innermost call sees the exception first
     inputs = _describe(pos) + (" " + _describe(kw) if kw else "")
     path = names[mod] or "(root)"
+    hint = ""
+    if "Profiler is already enabled" in str(exc):
+        hint = (" (torchscope's memory tracking holds the profiler slot; profile with record_memory=False "
+                "to run torch.profiler inside the model)")
     return (f"forward of module '{path}' ({types[mod]}) failed with input shapes {inputs}: "
-            f"{type(exc).__name__}: {exc}")
+            f"{type(exc).__name__}: {exc}{hint}")
+
+
+class _ModelState:
+    """What a forward pass may change that profiling must give back: buffers updated in
+    forward (BatchNorm running stats in train mode) and the global RNG state. Restoring
+    the RNG before each pass also makes every pass compute what the user's next call
+    would (dropout included)."""
+
+    def __init__(self, model):
+        with torch.no_grad():
+            self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
+        self.cpu_rng = torch.get_rng_state()
+        self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        # torch.profiler sets this flag before it can fail to start (e.g. inside a profiled
+        # forward); a failed start never clears it.
+        self.profiler_flag = torch.autograd.profiler._is_profiler_enabled
+
+    def reset_rng(self):
+        torch.set_rng_state(self.cpu_rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
+
+    def restore(self):
+        with torch.no_grad():
+            for b, saved in self.buffers:
+                if b.shape == saved.shape:
+                    b.copy_(saved)
+        self.reset_rng()
+        torch.autograd.profiler._is_profiler_enabled = self.profiler_flag
+
+
+_SESSION_LOCK = threading.Lock()
+_session_owner: int | None = None
+
+
+@contextlib.contextmanager
+def _exclusive():
+    """One capture at a time per process: the recorder's session, module markers and
+    logs are process-wide. Another thread waits its turn; the same thread re-entering
+    (profile_summary inside a profiled forward) gets a clear error instead of a deadlock."""
+    global _session_owner
+    me = threading.get_ident()
+    if _session_owner == me:
+        raise RuntimeError("profile_summary cannot run inside another torchscope profile on the same thread "
+                           "(e.g. called from a model's forward while that model is being profiled)")
+    with _SESSION_LOCK:
+        _session_owner = me
+        try:
+            yield
+        finally:
+            _session_owner = None
 
 
 def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
+            record_shapes: bool = True, record_memory: bool = True,
+            keep_output: bool = False) -> Trace:
+    """Run `run()` (which calls the model) warmup + iters times; record the iters."""
+    with _exclusive():
+        return _capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
+                        record_memory=record_memory, keep_output=keep_output)
+
+
+def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
             record_shapes: bool = True, record_memory: bool = True,
             keep_output: bool = False) -> Trace:
     """Run `run()` (which calls the model) warmup + iters times; record the iters."""
@@ -126,7 +211,12 @@ def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iter
         record_memory = False
         notes.append("memory not tracked: torch.profiler is active (its state holds the allocator slot)")
 
-    saved = _install_markers(mods)
+    regions = sorted({f"{names[i] or types[i]} ({_region_kind(m)})" for i, m in enumerate(mods)
+                      if _region_kind(m) and not index.opaque[i]})
+    if regions:
+        notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
+    state = _ModelState(model)
+    saved = _install_markers(mods, index.opaque)
     shape_log: list = []
     failures: list = []
     C.set_failure_log(failures)
@@ -135,6 +225,7 @@ def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iter
     started = False
     try:
         for _ in range(warmup):
+            state.reset_rng()
             run()
         err = C.start(record_shapes, record_memory)
         if err:
@@ -144,6 +235,7 @@ def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iter
         for it in range(iters):
             C.set_iteration(it)
             C.set_shape_log(shape_log if it == 0 else None)
+            state.reset_rng()
             t0 = C.now_ns()
             out = run()
             pass_times.append(C.now_ns() - t0)
@@ -163,6 +255,7 @@ def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iter
             if warning:
                 notes.append(warning)
         _restore_markers(mods, saved)
+        state.restore()
 
     snapshot = C.collect()
     if snapshot["dropped_ends"]:

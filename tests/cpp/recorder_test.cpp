@@ -49,6 +49,7 @@ int main() {
 
   EXPECT(stop().empty(), "stop warned");
   EXPECT(FLAGS_caffe2_log_level == log_level, "c10 log level not restored");
+  EXPECT(!thread_has_callbacks(), "RecordFunction callback left installed after stop()");
   EXPECT(!active(), "still active after stop");
   EXPECT(stop().empty(), "second stop must be a no-op");
   at::Tensor after = at::mm(x, w);  // must not be recorded

@@ -1,0 +1,234 @@
+"""Nested and concurrent use, soak, fuzzing, compiled/scripted models, model state."""
+import dataclasses
+import os
+import threading
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from conftest import model_state
+from torchscope import ProfileError, profile_summary
+from torchscope._ext import C
+
+
+def _clean():
+    return (not C.active() and not C.profiler_state_occupied() and not C.thread_has_callbacks()
+            and not torch.autograd.profiler._is_profiler_enabled)
+
+
+def small():
+    return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
+
+
+def test_torchscope_inside_torch_profiler_works_without_memory(seed):
+    m, x = small(), torch.randn(3, 4)
+    with torch.profiler.profile(record_shapes=True) as prof:
+        s = profile_summary(m, x, verbose=0)
+    assert s.rows[0].mem_allocated is None and any("torch.profiler" in n for n in s.notes)
+    assert s.total_macs == 3 * 4 * 8 + 3 * 8 * 2
+    assert any(e.name == "aten::addmm" for e in prof.events())  # the profiler's own record is intact
+    assert _clean()
+
+
+def test_torch_profiler_inside_a_profiled_forward(seed):
+    class UsesProfiler(nn.Module):
+        def forward(self, x):
+            with torch.profiler.profile():
+                return x * 2
+
+    with pytest.raises(ProfileError, match="record_memory=False"):
+        profile_summary(UsesProfiler(), torch.randn(3), verbose=0)
+    assert _clean()
+    s = profile_summary(UsesProfiler(), torch.randn(3), record_memory=False, verbose=0)
+    assert s.rows[0].num_ops >= 1
+    assert _clean()
+
+
+def test_profile_inside_a_profiled_forward_is_a_clear_error(seed):
+    inner = nn.Linear(2, 2)
+
+    class Nested(nn.Module):
+        def forward(self, x):
+            profile_summary(inner, x, verbose=0)
+            return x
+
+    with pytest.raises(ProfileError, match="inside another torchscope profile"):
+        profile_summary(Nested(), torch.randn(1, 2), verbose=0)
+    assert _clean() and "forward" not in inner.__dict__
+
+
+def test_two_threads_profiling_the_same_model_both_work(seed):
+    m, x = small(), torch.randn(3, 4)
+    before = model_state(m)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(15):
+                results.append(profile_summary(m, x, verbose=0).total_macs)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors and len(results) == 30 and len(set(results)) == 1
+    assert model_state(m) == before
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_soak_1000_calls_no_growth(seed):
+    m, x = small(), torch.randn(3, 4)
+    before = model_state(m)
+    first = profile_summary(m, x, warmup=0, iters=1, verbose=0)
+    for _ in range(100):
+        profile_summary(m, x, warmup=0, iters=1, verbose=0)
+    rss0 = _rss_bytes()
+    for _ in range(1000):
+        s = profile_summary(m, x, warmup=0, iters=1, verbose=0)
+        assert (s.total_macs, s.total_params) == (first.total_macs, first.total_params)
+    growth = _rss_bytes() - rss0
+    assert growth < 16 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 1000 profiles"
+    assert model_state(m) == before and _clean()
+
+
+def test_buffers_and_rng_restored_and_outputs_identical_in_train_mode(seed):
+    m, x = small().train(), torch.randn(6, 4)
+    buffers = [b.clone() for b in m.buffers()]
+    rng = torch.get_rng_state()
+    s = profile_summary(m, x, warmup=2, iters=3, keep_output=True, verbose=0)
+    assert all(torch.equal(a, b) for a, b in zip(buffers, m.buffers()))  # running stats untouched
+    assert torch.equal(torch.get_rng_state(), rng)
+    expected = m(x)  # same RNG state as the profiled passes: same dropout mask
+    assert torch.equal(s.output, expected)
+
+
+def test_compiled_model_is_one_region_without_graph_breaks(seed):
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    m, x = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), torch.randn(3, 4)
+    cm = torch.compile(m, backend="eager")
+    before = model_state(cm)
+    s = profile_summary(cm, x, verbose=0)
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    assert s.total_params == 4 * 8 + 8 + 8 * 2 + 2 and s.total_macs == 3 * 4 * 8 + 3 * 8 * 2
+    assert any("opaque" in n for n in s.notes)
+    assert model_state(cm) == before and _clean()
+
+
+def test_scripted_model_is_one_region(seed):
+    m, x = nn.Sequential(nn.Linear(4, 8), nn.ReLU()), torch.randn(3, 4)
+    sm = torch.jit.script(m)
+    s = profile_summary(sm, x, verbose=0)
+    assert len(s.rows) == 1 and s.total_macs == 3 * 4 * 8 and s.rows[0].num_ops >= 1
+    assert torch.equal(sm(x), m(x)) and _clean()
+
+
+@dataclasses.dataclass
+class Out:
+    logits: torch.Tensor
+    extra: int
+
+
+def test_inference_mode_and_structured_outputs(seed):
+    class Structured(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+
+        def forward(self, x):
+            y = self.a(x)
+            return {"y": y, "pair": (y, [x])}, Out(y, 3)
+
+    x = torch.randn(2, 4)
+    with torch.inference_mode():
+        s = profile_summary(Structured(), x, verbose=0)
+    assert s.total_macs == 2 * 4 * 4
+    out = s.rows[0].output_shapes
+    assert out[0]["y"] == torch.Size([2, 4]) and out[0]["pair"][1][0] == torch.Size([2, 4])
+
+
+def test_bad_devices_are_clear():
+    m = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="not a valid torch device"):
+        profile_summary(m, torch.randn(2), device="nonsense", verbose=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            profile_summary(m, torch.randn(2), device="cuda", verbose=0)
+    assert _clean() and all(p.device.type == "cpu" for p in m.parameters())
+
+
+# ------------------------------------------------------------------ fuzzing
+LAYER = st.sampled_from(["linear", "conv", "norm", "act", "attn", "lstm", "branch"])
+
+
+class Branch(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.left, self.right = nn.Linear(d, d), nn.Sequential(nn.Linear(d, d), nn.GELU())
+
+    def forward(self, x):
+        return self.left(x) + self.right(x)
+
+
+class Conv(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.conv = nn.Conv1d(d, d, 3, padding=1)
+
+    def forward(self, x):  # (B, T, D) -> conv over T
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+
+class Attn(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(d, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x)[0]
+
+
+class LSTM(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.lstm = nn.LSTM(d, d, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+def build(kinds, d):
+    make = {"linear": lambda: nn.Linear(d, d), "conv": lambda: Conv(d), "norm": lambda: nn.LayerNorm(d),
+            "act": lambda: nn.ReLU(), "attn": lambda: Attn(d), "lstm": lambda: LSTM(d),
+            "branch": lambda: Branch(d)}
+    return nn.Sequential(*[make[k]() for k in kinds])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kinds=st.lists(LAYER, min_size=1, max_size=6), d=st.sampled_from([4, 8, 16]),
+       batch=st.integers(1, 3), t=st.integers(1, 5), train=st.booleans())
+def test_fuzz_random_models(kinds, d, batch, t, train):
+    torch.manual_seed(0)
+    model = build(kinds, d).train(train)
+    x = torch.randn(batch, t, d)
+    expected = model(x)
+    before = model_state(model)
+    s = profile_summary(model, x, warmup=0, iters=1, keep_output=True, verbose=0)
+    assert torch.equal(s.output, expected)
+    assert s.total_params == sum(p.numel() for p in model.parameters())
+    assert s.total_macs >= 0 and len(s.rows) >= len(kinds) + 1
+    assert model_state(model) == before and _clean()
