@@ -132,7 +132,8 @@ def _meta_runner(model, args, kwargs):
 def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
                     backward: bool = False, loss_fn=None, depth: int | None = None, warmup: int = 1,
                     iters: int = 3, record_shapes: bool = True, record_memory: bool = True,
-                    keep_output: bool = False, verbose: int = 1) -> ProfileSummary:
+                    keep_output: bool = False, progress: bool | None = None,
+                    verbose: int = 1) -> ProfileSummary:
     """Profile one model call and return (and, with verbose=1, print) its summary table.
 
     inputs: a tensor (one positional input), a tuple/list (positional inputs)
@@ -171,7 +172,8 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
         run = _meta_runner(model, args, kwargs)
     try:
         trace = _capture.capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
-                                 record_memory=record_memory, keep_output=keep_output)
+                                 record_memory=record_memory, keep_output=keep_output,
+                                 progress=progress if verbose else False)
         if meta:
             trace.notes.append("device=meta: shapes, params and MACs are exact; times are dispatch "
                                "overhead only (no kernels run) and no memory is allocated")
@@ -236,6 +238,14 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSum
     }
     total_params, total_trainable = int(own.sum()), int(own_trainable.sum())  # each Parameter once
     notes = list(trace.notes) + list(att.notes)
+    times = trace.pass_times_ns
+    if len(times) >= 3:
+        med = float(np.median(times))
+        spread = (max(times) - min(times)) / med if med > 0 else 0.0
+        if spread > 0.25:  # say so: the medians are less trustworthy than they look
+            notes.append(f"pass times vary by {spread:.0%} of the median over {len(times)} iterations "
+                         f"(min {min(times) / 1e6:.2f} ms, max {max(times) / 1e6:.2f} ms); "
+                         "consider more warmup/iters")
     sizes = _byte_sizes(trace.index.modules[0] if trace.index.modules else None, inputs)
     backward_times = {"backward_time_ns": att.bwd_total_ns, "accumulate_grad_time_ns": att.accumulate_grad_ns,
                       "backward_outside_modules_ns": att.bwd_outside_ns}

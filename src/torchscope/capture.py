@@ -164,6 +164,50 @@ class _ModelState:
         torch.autograd.profiler._is_profiler_enabled = self.profiler_flag
 
 
+class _Progress:
+    """Progress of long runs on a terminal: tqdm when installed, else one rewritten line.
+    Shown only when `enabled` and the first pass shows the run will take over ~2 s."""
+
+    def __init__(self, total: int, enabled: bool | None):
+        import sys
+
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self.enabled, self.total, self.done, self.bar = enabled, total, 0, None
+        self.started = None
+
+    def step(self, pass_ns: int):
+        self.done += 1
+        if not self.enabled or self.done >= self.total:
+            return
+        if self.bar is None and pass_ns * (self.total - self.done) < 2e9:
+            return
+        if self.bar is None:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=self.total, initial=self.done, desc="torchscope", unit="pass", leave=False)
+                return
+            except ImportError:
+                self.bar = False
+        if self.bar:
+            self.bar.update(1)
+        else:
+            import sys
+
+            sys.stderr.write(f"\rtorchscope: pass {self.done}/{self.total}")
+            sys.stderr.flush()
+
+    def close(self):
+        if self.bar:
+            self.bar.close()
+        elif self.bar is False:
+            import sys
+
+            sys.stderr.write("\r" + " " * 40 + "\r")
+            sys.stderr.flush()
+
+
 _SESSION_LOCK = threading.Lock()
 _session_owner: int | None = None
 
@@ -188,17 +232,16 @@ def _exclusive():
 
 def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
             record_shapes: bool = True, record_memory: bool = True,
-            keep_output: bool = False) -> Trace:
+            keep_output: bool = False, progress: bool | None = False) -> Trace:
     """Run `run()` (which calls the model) warmup + iters times; record the iters."""
     with _exclusive():
         return _capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
-                        record_memory=record_memory, keep_output=keep_output)
+                        record_memory=record_memory, keep_output=keep_output, progress=progress)
 
 
 def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
             record_shapes: bool = True, record_memory: bool = True,
-            keep_output: bool = False) -> Trace:
-    """Run `run()` (which calls the model) warmup + iters times; record the iters."""
+            keep_output: bool = False, progress: bool | None = False) -> Trace:
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     if warmup < 0:
@@ -223,10 +266,13 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     pass_times = []
     output = None
     started = False
+    bar = _Progress(warmup + iters, progress)
     try:
         for _ in range(warmup):
             state.reset_rng()
+            t0 = C.now_ns()
             run()
+            bar.step(C.now_ns() - t0)
         err = C.start(record_shapes, record_memory)
         if err:
             raise RuntimeError(f"torchscope could not start recording: {err}")
@@ -240,6 +286,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
             out = run()
             pass_times.append(C.now_ns() - t0)
             C.set_shape_log(None)
+            bar.step(pass_times[-1])
             if keep_output and it == iters - 1:
                 output = out
             del out
@@ -248,6 +295,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
             raise
         raise ProfileError(_failure_message(exc, failures, names, types)) from exc
     finally:
+        bar.close()
         C.set_shape_log(None)
         C.set_failure_log(None)
         if started:
