@@ -15,6 +15,7 @@ def _leaves_with_params(model):
 @pytest.mark.parametrize("make", [lambda: (SmallResNet(), torch.randn(2, 3, 16, 16)),
                                   lambda: (TransformerBlock(), torch.randn(2, 8, 64))],
                          ids=["cnn", "transformer"])
+@pytest.mark.native
 def test_every_leaf_with_params_has_backward_time(make, seed):
     model, x = make()
     s = profile_summary(model, x, backward=True, warmup=1, iters=1, verbose=0)
@@ -32,6 +33,7 @@ def test_every_leaf_with_params_has_backward_time(make, seed):
         assert r.bwd_time_ns == pytest.approx(r.bwd_self_time_ns + kids, rel=1e-9)
 
 
+@pytest.mark.native
 def test_backward_goes_to_the_module_that_created_the_node(seed):
     """A module whose forward is cheap but whose backward is known to be attributed to it."""
     class Net(nn.Module):
@@ -62,6 +64,7 @@ def test_backward_keeps_user_grads_and_forward_counts(seed):
     assert model_state(model) == before
 
 
+@pytest.mark.native
 def test_backward_under_no_grad_and_with_loss_fn(seed):
     model, x = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), torch.randn(5, 4)
     target = torch.randint(0, 3, (5,))

@@ -13,6 +13,7 @@ from torchscope.models import SmallResNet, TransformerBlock
 @pytest.mark.parametrize("make", [lambda: (SmallResNet(), torch.randn(2, 3, 16, 16)),
                                   lambda: (TransformerBlock(), torch.randn(2, 8, 64))],
                          ids=["cnn", "transformer"])
+@pytest.mark.native
 def test_ops_and_shapes_match_torch_profiler(make, seed):
     model, x = make()
     model(x)  # first-call effects (lazy init) out of both passes
@@ -22,6 +23,7 @@ def test_ops_and_shapes_match_torch_profiler(make, seed):
     assert ours == theirs
 
 
+@pytest.mark.native
 def test_same_pass_inside_torch_profiler_records_same_ops(seed):
     """Both observers on one pass: torchscope runs without memory tracking, says so."""
     model, x = TransformerBlock(), torch.randn(2, 8, 64)
@@ -72,6 +74,7 @@ def test_op_types_land_on_the_expected_module_types(seed):
     assert all(r.num_ops >= 1 for r in s.rows)
 
 
+@pytest.mark.native
 def test_nesting_parent_links_are_consistent(seed):
     model, x = TransformerBlock(), torch.randn(2, 8, 64)
     trace = capture.capture(model, lambda: model(x), warmup=0, iters=1)
@@ -90,6 +93,7 @@ def test_nesting_parent_links_are_consistent(seed):
     assert "aten::addmm" in names or "aten::mm" in names
 
 
+@pytest.mark.native
 def test_linear_memory_retains_its_output():
     lin, x = nn.Linear(1024, 1024), torch.randn(256, 1024)
     s = profile_summary(lin, x, warmup=1, iters=1, verbose=0)
@@ -111,6 +115,7 @@ def test_linear_memory_retains_its_output():
     assert s.rows[0].mem_allocated - s.rows[0].mem_freed >= out_bytes
 
 
+@pytest.mark.native
 def test_memory_totals_are_consistent_across_the_tree(seed):
     model, x = SmallResNet(), torch.randn(2, 3, 16, 16)
     s = profile_summary(model, x, warmup=1, iters=1, verbose=0)

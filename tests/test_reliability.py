@@ -23,6 +23,7 @@ def small():
     return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
 
 
+@pytest.mark.native
 def test_torchscope_inside_torch_profiler_works_without_memory(seed):
     m, x = small(), torch.randn(3, 4)
     with torch.profiler.profile(record_shapes=True) as prof:
@@ -33,6 +34,7 @@ def test_torchscope_inside_torch_profiler_works_without_memory(seed):
     assert _clean()
 
 
+@pytest.mark.native
 def test_torch_profiler_inside_a_profiled_forward(seed):
     class UsesProfiler(nn.Module):
         def forward(self, x):

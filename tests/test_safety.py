@@ -62,7 +62,7 @@ def test_exception_in_forward_names_module_and_shapes_and_cleans_up(seed):
     assert sum(profiler_top_level_ops(lambda: good(torch.randn(2, 8))).values()) >= 1
     # and a second profile works normally
     s = profile_summary(good, torch.randn(2, 8), verbose=0)
-    assert s.rows[0].mem_allocated > 0 and s.total_params == 72
+    assert s.total_params == 72 and s.rows[0].num_ops >= 1
 
 
 def test_keyboard_interrupt_inside_forward_cleans_up(seed):

@@ -1,10 +1,11 @@
-"""Loads the C++ recorder (torchscope._C).
+"""Loads the recorder.
 
-Order: the module prebuilt by `pip install --no-build-isolation .`; if it is
-missing or was built for another torch minor version (inline accessors bake
+Order: the C++ module prebuilt by `pip install --no-build-isolation .`; if it
+is missing or was built for another torch minor version (inline accessors bake
 struct layouts, DESIGN.md), JIT-build the same sources once, named after the
-torch version and cached; if no compiler is available, fail saying what to
-install.
+torch version and cached; if that is impossible (no compiler) or fails, the
+pure-Python recorder (_pyrecorder.py), with one warning that says what is
+missing and what to install. TORCHSCOPE_BACKEND=python forces the fallback.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def _jit_build(reason: str):
     )
 
 
-def _load():
+def _native():
     if os.environ.get("TORCHSCOPE_FORCE_JIT"):
         return _jit_build("TORCHSCOPE_FORCE_JIT is set")
     try:
@@ -69,5 +70,21 @@ def _load():
     return _C
 
 
+def _load():
+    if os.environ.get("TORCHSCOPE_BACKEND") == "python":
+        from torchscope import _pyrecorder
+
+        warnings.warn(f"torchscope: TORCHSCOPE_BACKEND=python: {_pyrecorder.FALLBACK_NOTE}", stacklevel=3)
+        return _pyrecorder
+    try:
+        return _native()
+    except Exception as e:  # no compiler, failed build: say so once, keep working
+        from torchscope import _pyrecorder
+
+        warnings.warn(f"{e}\ntorchscope: running in fallback mode: {_pyrecorder.FALLBACK_NOTE}", stacklevel=3)
+        return _pyrecorder
+
+
 C = _load()
+FALLBACK = getattr(C, "FALLBACK_NOTE", None)  # None with the C++ recorder
 C.set_tensor_type(torch.Tensor)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ._ext import C
+from ._ext import FALLBACK, C
 
 _MISSING = object()
 
@@ -248,7 +248,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         raise ValueError(f"warmup must be >= 0, got {warmup}")
     index = module_index(model)
     names, types, mods = index.names, index.types, index.modules
-    notes = []
+    notes = [FALLBACK] if FALLBACK else []
     profiler_on = torch.autograd.profiler._is_profiler_enabled or C.profiler_state_occupied()
     if record_memory and profiler_on:
         record_memory = False

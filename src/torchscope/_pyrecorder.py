@@ -1,0 +1,319 @@
+"""Pure-Python recorder: the fallback when the C++ extension cannot be built.
+
+Same interface and array layouts as torchscope._C (csrc/recorder.h), so the
+attribute/count/report stages do not know which one ran. Differences, stated
+in every summary it produces (FALLBACK_NOTE):
+- ops are seen by a TorchDispatchMode, i.e. below autograd and after
+  composite ops decompose (aten::linear appears as t + addmm), without nesting;
+- no allocator events (memory columns empty) and no sequence numbers (no
+  backward attribution);
+- module markers are Python wrappers (~1 µs per call instead of ~0.05 µs).
+"""
+from __future__ import annotations
+
+import struct
+import threading
+import time
+
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+FALLBACK_NOTE = ("pure-Python fallback backend (no C++ extension): ops recorded below autograd "
+                 "without nesting; no memory columns, no backward attribution")
+
+OP_COLS = {k: i for i, k in enumerate(
+    ["name", "scope", "seq_nr", "fwd_thread", "thread", "start", "end", "parent", "call", "args_off",
+     "args_len", "iter"])}
+CALL_COLS = {k: i for i, k in enumerate(
+    ["module", "parent", "depth", "enter", "exit", "thread", "iter", "failed"])}
+MEM_COLS = {k: i for i, k in enumerate(
+    ["time", "ptr", "bytes", "total_allocated", "total_reserved", "device_type", "device_index", "op",
+     "call", "thread"])}
+ARG_TAGS = {"none": 0, "tensor": 1, "int": 2, "double": 3, "bool": 4, "list": 5, "undef_tensor": 6,
+            "other": 7, "opaque_tensor": 8}
+
+# c10::ScalarType codes, as the C++ recorder writes them
+_DTYPE_CODE = {torch.uint8: 0, torch.int8: 1, torch.int16: 2, torch.int32: 3, torch.int64: 4,
+               torch.float16: 5, torch.float32: 6, torch.float64: 7, torch.complex64: 9,
+               torch.complex128: 10, torch.bool: 11, torch.bfloat16: 15}
+
+_TORCH_MINOR = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+
+
+class _State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = False
+        self.recording = False
+        self.record_shapes = True
+        self.iteration = 0
+        self.names: list = []
+        self.name_ids: dict = {}
+        self.reset()
+        self.mode = None
+        self.tls = threading.local()
+        self.thread_ids: dict = {}
+        self.shape_log = None
+        self.failure_log = None
+        self.tensor_type = torch.Tensor
+
+    def reset(self):
+        self.ops: list = []      # rows of OP_COLS
+        self.args: list = []
+        self.calls: list = []    # rows of CALL_COLS (row index == call id)
+
+    def stack(self):
+        st = getattr(self.tls, "calls", None)
+        if st is None:
+            st = self.tls.calls = []
+        return st
+
+    def thread(self):
+        ident = threading.get_ident()
+        tid = self.thread_ids.get(ident)
+        if tid is None:
+            tid = self.thread_ids[ident] = len(self.thread_ids) + 1
+        return tid
+
+    def intern(self, name):
+        i = self.name_ids.get(name)
+        if i is None:
+            i = self.name_ids[name] = len(self.names)
+            self.names.append(name)
+        return i
+
+
+_S = _State()
+
+
+def _encode(v, out, depth=0):
+    if isinstance(v, torch.Tensor):
+        code = _DTYPE_CODE.get(v.dtype, 6)
+        if v.is_nested:
+            out += (8, code)
+        else:
+            try:
+                sizes = [int(d) for d in v.shape]
+            except Exception:  # symbolic sizes
+                out += (8, code)
+                return
+            out += (1, code, len(sizes), *sizes)
+    elif v is None:
+        out.append(0)
+    elif isinstance(v, bool):
+        out += (4, int(v))
+    elif isinstance(v, int):
+        out += (2, v)
+    elif isinstance(v, float):
+        out += (3, struct.unpack("<q", struct.pack("<d", v))[0])
+    elif isinstance(v, (list, tuple)) and depth == 0:
+        out += (5, len(v))
+        for e in v:
+            _encode(e, out, 1)
+    else:
+        out.append(7)
+
+
+class _OpRecorder(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not _S.recording:
+            return func(*args, **kwargs)
+        schema = func._schema
+        packed = []
+        if _S.record_shapes:  # schema order, defaults filled, like RecordFunction::inputs()
+            for i, a in enumerate(schema.arguments):
+                if i < len(args):
+                    v = args[i]
+                elif a.name in kwargs:
+                    v = kwargs[a.name]
+                elif a.has_default_value():
+                    v = a.default_value
+                else:
+                    v = None
+                _encode(v, packed)
+        st = _S.stack()
+        row = [_S.intern(schema.name), 0, -1, 0, _S.thread(), 0, -1, -1, st[-1] if st else -1,
+               len(_S.args), len(packed), _S.iteration]
+        _S.args.extend(packed)
+        _S.ops.append(row)
+        row[5] = time.perf_counter_ns()
+        out = func(*args, **kwargs)
+        row[6] = time.perf_counter_ns()
+        return out
+
+
+def now_ns():
+    return time.perf_counter_ns()
+
+
+def built_for_torch():
+    return _TORCH_MINOR
+
+
+def start(record_shapes=True, record_memory=True):
+    with _S.lock:
+        if _S.active:
+            return "a torchscope session is already active in this process"
+        _S.reset()
+        _S.record_shapes = record_shapes
+        _S.iteration = 0
+        _S.mode = _OpRecorder()
+        _S.mode.__enter__()
+        _S.active = True
+        _S.recording = True
+        return ""
+
+
+def stop():
+    with _S.lock:
+        if not _S.active:
+            return ""
+        _S.recording = False
+        try:
+            _S.mode.__exit__(None, None, None)
+        finally:
+            _S.mode = None
+            _S.active = False
+        return ""
+
+
+def active():
+    return _S.active
+
+
+def memory_tracking():
+    return False
+
+
+def profiler_state_occupied():
+    return False
+
+
+def thread_has_callbacks():
+    return False
+
+
+def set_recording(on):
+    _S.recording = bool(on) and _S.active
+
+
+def set_iteration(it):
+    _S.iteration = int(it)
+
+
+def module_enter(module_index):
+    if not _S.recording:
+        return -1
+    st = _S.stack()
+    call = len(_S.calls)
+    _S.calls.append([module_index, st[-1] if st else -1, len(st), 0, -1, _S.thread(), _S.iteration, 0])
+    st.append(call)
+    _S.calls[call][3] = time.perf_counter_ns()
+    return call
+
+
+def module_exit(call, failed):
+    t = time.perf_counter_ns()
+    if call < 0:
+        return
+    st = _S.stack()
+    while st:
+        top = st.pop()
+        if top == call:
+            _S.calls[call][4] = t
+            _S.calls[call][7] = int(bool(failed))
+            return
+
+
+def _summarize(obj, depth=0):
+    if isinstance(obj, _S.tensor_type):
+        return obj.shape
+    if depth < 4 and isinstance(obj, (tuple, list)):
+        return tuple(_summarize(o, depth + 1) for o in obj)
+    if depth < 4 and isinstance(obj, dict):
+        return {k: _summarize(v, depth + 1) for k, v in obj.items()}
+    return None
+
+
+class ModuleMarker:
+    """Brackets a module's forward with module marks (Python twin of the C marker)."""
+
+    __slots__ = ("__wrapped__", "module_index")
+
+    def __init__(self, wrapped, module_index):
+        self.__wrapped__ = wrapped
+        self.module_index = module_index
+
+    def __call__(self, *args, **kwargs):
+        call = module_enter(self.module_index)
+        try:
+            out = self.__wrapped__(*args, **kwargs)
+        except BaseException:
+            module_exit(call, True)
+            if _S.failure_log is not None:
+                _S.failure_log.append((self.module_index, _summarize(args, 1),
+                                       _summarize(kwargs, 1) if kwargs else None, None))
+            raise
+        module_exit(call, False)
+        if _S.shape_log is not None and call >= 0:
+            _S.shape_log.append((call, _summarize(args, 1), _summarize(kwargs, 1) if kwargs else None,
+                                 _summarize(out)))
+        return out
+
+
+def marker(wrapped, module_index):
+    return ModuleMarker(wrapped, module_index)
+
+
+def install_markers(modules, skip):
+    previous = []
+    try:
+        for i, mod in enumerate(modules):
+            d = getattr(mod, "__dict__", None)
+            if skip[i] or d is None:
+                previous.append(Ellipsis)
+                continue
+            prev = d.get("forward")
+            bound = mod.forward
+            previous.append(prev)
+            d["forward"] = ModuleMarker(bound, i)
+    except BaseException:
+        restore_markers(modules, previous)
+        raise
+    return previous
+
+
+def restore_markers(modules, previous):
+    for mod, prev in zip(modules, previous):
+        if prev is Ellipsis:
+            continue
+        if prev is None:
+            mod.__dict__.pop("forward", None)
+        else:
+            mod.__dict__["forward"] = prev
+
+
+def set_tensor_type(t):
+    _S.tensor_type = t
+
+
+def set_shape_log(log):
+    _S.shape_log = log
+
+
+def set_failure_log(log):
+    _S.failure_log = log
+
+
+def collect():
+    with _S.lock:
+        return {
+            "ops": np.array(_S.ops, dtype=np.int64).reshape(-1, len(OP_COLS)),
+            "args": np.array(_S.args, dtype=np.int64),
+            "calls": np.array(_S.calls, dtype=np.int64).reshape(-1, len(CALL_COLS)),
+            "mem": np.zeros((0, len(MEM_COLS)), dtype=np.int64),
+            "names": list(_S.names),
+            "dropped_ends": 0,
+        }
