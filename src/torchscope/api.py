@@ -258,6 +258,11 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSum
     )
     for k, v in backward_times.items():  # None when backward was not run
         setattr(summary, k, v)
+    # Raw recording, for op drill-down and trace export (not serialised to JSON):
+    # the Trace, each op's row (-1: not in a module call of iteration 0) and MACs.
+    summary._trace = trace
+    summary._op_row = att.op_row
+    summary._op_macs = macs_per_op
     return summary
 
 

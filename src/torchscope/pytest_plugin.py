@@ -1,0 +1,1 @@
+"""pytest plugin (entry point `torchscope`): placeholder module, filled by the regression-gate work."""
