@@ -86,3 +86,32 @@ def test_backward_errors_are_clear():
 def test_forward_only_has_no_backward_columns(seed):
     s = profile_summary(nn.Linear(3, 3), torch.randn(2, 3), verbose=0)
     assert s.rows[0].bwd_time_ns is None and s.backward_time_ns is None
+
+
+@pytest.mark.native
+def test_backward_memory_lands_on_the_layer_that_allocates_gradients(seed):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.big = nn.Linear(1024, 1024)
+            self.small = nn.Linear(1024, 2)
+
+        def forward(self, x):
+            return self.small(self.big(x))
+
+    s = profile_summary(Net(), torch.randn(64, 1024), backward=True, warmup=1, iters=1, verbose=0)
+    big, small = s._cols["bwd_mem_allocated"][1], s._cols["bwd_mem_allocated"][2]
+    assert s.rows[1].name == "big" and s.rows[2].name == "small"
+    assert big >= 1024 * 1024 * 4          # the weight gradient of big is 4 MiB, allocated in its backward
+    assert small < big
+    assert s._cols["bwd_mem_allocated"][0] >= big + small  # inclusive at the root
+
+
+def test_throughput_and_percent_of_peak(seed):
+    lin = nn.Linear(256, 256)
+    s = profile_summary(lin, torch.randn(128, 256), peak_flops=1e12, verbose=0)
+    flops = 2 * 128 * 256 * 256
+    assert s.achieved_flops_per_s == pytest.approx(flops / (s.rows[0].fwd_time_ns * 1e-9))
+    assert s.percent_of_peak == pytest.approx(100 * s.achieved_flops_per_s / 1e12)
+    assert s._cols["flops_per_s"][0] == pytest.approx(s.achieved_flops_per_s)
+    assert profile_summary(lin, torch.randn(4, 256), verbose=0).percent_of_peak is None  # CPU: unknown

@@ -9,6 +9,7 @@ import torch
 from . import attribute as _attribute
 from . import capture as _capture
 from . import count as _count
+from . import peaks as _peaks
 from .report import ProfileSummary, fmt_shape, run_meta
 
 
@@ -133,7 +134,7 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
                     backward: bool = False, loss_fn=None, depth: int | None = None, warmup: int = 1,
                     iters: int = 3, record_shapes: bool = True, record_memory: bool = True,
                     keep_output: bool = False, progress: bool | None = None,
-                    verbose: int = 1) -> ProfileSummary:
+                    peak_flops: float | None = None, verbose: int = 1) -> ProfileSummary:
     """Profile one model call and return (and, with verbose=1, print) its summary table.
 
     inputs: a tensor (one positional input), a tuple/list (positional inputs)
@@ -182,13 +183,13 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
             p.grad = g
         if original_device is not None:
             model.to(original_device)
-    summary = _build(trace, run_device, depth, warmup, inputs)
+    summary = _build(trace, run_device, depth, warmup, inputs, peak_flops)
     if verbose:
         print(summary)
     return summary
 
 
-def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSummary:
+def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=None) -> ProfileSummary:
     dev_type = _attribute.DEVICE_TYPE_CUDA if run_device.type == "cuda" else _attribute.DEVICE_TYPE_CPU
     att = _attribute.attribute(trace, dev_type)
     n = len(att.call_ids)
@@ -235,6 +236,9 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSum
         "mem_peak": mem["peak"] if mem else None,
         "num_ops": att.num_ops,
         "kernel_size": [_kernel_size(trace.index.modules[m]) for m in mlist],
+        "bwd_mem_allocated": att.bwd_mem_allocated,
+        # achieved FLOP/s of the forward: counted FLOPs over measured time (children included)
+        "flops_per_s": np.where(att.fwd_time_ns > 0, 2 * macs / np.maximum(att.fwd_time_ns, 1) * 1e9, 0.0),
     }
     total_params, total_trainable = int(own.sum()), int(own_trainable.sum())  # each Parameter once
     notes = list(trace.notes) + list(att.notes)
@@ -258,12 +262,34 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs) -> ProfileSum
     )
     for k, v in backward_times.items():  # None when backward was not run
         setattr(summary, k, v)
+    if peak_flops is None:
+        peak_flops = _peaks.peak_flops(run_device, _input_dtype(inputs))
+    summary.peak_flops = peak_flops
+    summary.achieved_flops_per_s = (2 * total_macs / att.fwd_time_ns[0] * 1e9
+                                    if n and att.fwd_time_ns[0] > 0 else None)
+    summary.percent_of_peak = (100.0 * summary.achieved_flops_per_s / peak_flops
+                               if peak_flops and summary.achieved_flops_per_s else None)
     # Raw recording, for op drill-down and trace export (not serialised to JSON):
     # the Trace, each op's row (-1: not in a module call of iteration 0) and MACs.
     summary._trace = trace
     summary._op_row = att.op_row
     summary._op_macs = macs_per_op
     return summary
+
+
+def _input_dtype(inputs) -> torch.dtype:
+    """dtype of the first floating input tensor (what the model computes in), else float32."""
+    stack = [inputs]
+    while stack:
+        o = stack.pop(0)
+        if isinstance(o, torch.Tensor):
+            if o.is_floating_point():
+                return o.dtype
+        elif isinstance(o, (tuple, list)):
+            stack.extend(o)
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+    return torch.float32
 
 
 def _kernel_size(module):

@@ -40,6 +40,7 @@ class Attribution:
     accumulate_grad_ns: float | None     # AccumulateGrad nodes (gradient accumulation into .grad)
     bwd_outside_ns: float | None         # backward of ops issued outside any module (e.g. the loss)
     bwd_total_ns: float | None           # whole backward pass (all engine nodes)
+    bwd_mem_allocated: np.ndarray | None  # per row, bytes allocated by its backward nodes (children incl.)
     mem: dict | None            # allocated/freed/retained/peak per row (bytes) or None
     total_time_ns: float        # median wall time of the measured pass
     peak_memory: int | None     # peak live bytes above the pass's starting level
@@ -156,12 +157,12 @@ def _top_ancestor(parent: np.ndarray) -> np.ndarray:
         top[up] = p[up]
 
 
-def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids) -> dict:
+def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_ancestor, device_type) -> dict:
     """Backward time per row: each autograd node is linked to the forward op that created it
     (same forward thread and sequence number; the latest op that peeked that number), hence
     to that op's module call (DESIGN.md)."""
     none = {"bwd_time_ns": None, "bwd_self_time_ns": None, "accumulate_grad_ns": None,
-            "bwd_outside_ns": None, "bwd_total_ns": None}
+            "bwd_outside_ns": None, "bwd_total_ns": None, "bwd_mem_allocated": None}
     scope = ops[:, OPC["scope"]]
     nodes = np.nonzero(scope == SCOPE_BACKWARD)[0]
     if len(nodes) == 0:
@@ -209,12 +210,28 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids) -> dic
     def per_iter_sum(mask):
         return float(np.median(np.bincount(it[mask], weights=dur[mask], minlength=iters)))
 
+    # Backward memory: allocations inside a node (or its engine wrapper) go to the node's row.
+    bwd_mem = None
+    if trace.memory_tracking and len(trace.mem):
+        node_row = np.full(len(ops), -1, dtype=np.int64)   # record index -> row, for wrappers and nodes
+        node_row[timed[mine & (it == 0)]] = row[mine & (it == 0)]
+        node_row[nodes[mine & (it == 0)]] = row[mine & (it == 0)]
+        mem = trace.mem[trace.mem[:, MEMC["device_type"]] == device_type]
+        op = mem[:, MEMC["op"]]
+        has_op = op >= 0
+        ev_row = np.full(len(mem), -1, dtype=np.int64)
+        ev_row[has_op] = node_row[top_ancestor[op[has_op]]]
+        alloc = (ev_row >= 0) & (mem[:, MEMC["bytes"]] > 0)
+        self_bytes = np.bincount(ev_row[alloc], weights=mem[alloc, MEMC["bytes"]], minlength=n).astype(np.int64)
+        bwd_mem = subtree_sum(self_bytes, parent, depth)
+
     return {
         "bwd_self_time_ns": np.median(per_iter_self, axis=0),
         "bwd_time_ns": np.median(per_iter_total, axis=0),
         "accumulate_grad_ns": per_iter_sum(acc),
         "bwd_outside_ns": per_iter_sum(outside),
         "bwd_total_ns": per_iter_sum(np.ones(len(nodes), dtype=bool)),
+        "bwd_mem_allocated": bwd_mem,
     }
 
 
@@ -262,7 +279,7 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     op_mask = op_row >= 0
     top = op_mask & (ops[:, OPC["parent"]] < 0)
     num_ops = subtree_sum(np.bincount(op_row[top], minlength=n), parent, depth)
-    bwd = _backward(trace, ops, id_to_row, parent, depth, n, engine_ids)
+    bwd = _backward(trace, ops, id_to_row, parent, depth, n, engine_ids, top_ancestor, device_type)
 
     mem, peak = _memory(trace, call_ids, id_to_row, parent, depth, enter, exit_, device_type)
     return Attribution(
