@@ -50,6 +50,15 @@ def pytest_sessionfinish(session, exitstatus):
     ]
     for name, res in RESULTS["cases"].items():
         lines += _fmt_case(name, res)
+    if RESULTS.get("accuracy"):
+        lines += ["## Per-module self times vs the measured pass", "",
+                  "Sum of every module's median self time against the median wall time of the whole pass",
+                  "(`warmup=2, iters=5`); the gap is Python call overhead outside the root module's forward.", "",
+                  "| model | sum of self times | pass wall time | difference |", "|---|---:|---:|---:|"]
+        for name, (self_sum, total) in RESULTS["accuracy"].items():
+            lines.append(f"| {name} | {self_sum / 1e6:.3f} ms | {total / 1e6:.3f} ms | "
+                         f"{100 * (total - self_sum) / total:.2f}% |")
+        lines.append("")
     if RESULTS["micro"]:
         lines += ["## Per-op and per-module costs", "",
                   "| what | cost |", "|---|---:|"]

@@ -137,3 +137,19 @@ def test_micro_costs(benchmark):
         micro["per module, once per profile: index + install + restore markers"] = f"{fixed:.3f} µs"
 
     benchmark.pedantic(run, rounds=1, iterations=1)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_self_time_accuracy(benchmark, case):
+    """Sum of per-module self times vs the measured wall time of the whole pass (goal: within 3%)."""
+    import torchscope
+
+    name, model, x, rounds = case
+
+    def run():
+        s = torchscope.profile_summary(model, x, warmup=2, iters=5, verbose=0)
+        self_sum = sum(r.fwd_self_time_ns for r in s.rows)
+        return self_sum, s.total_time_ns
+
+    self_sum, total = benchmark.pedantic(run, rounds=1, iterations=1)
+    RESULTS.setdefault("accuracy", {})[name] = (self_sum, total)

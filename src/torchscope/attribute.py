@@ -270,11 +270,14 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
 
     ops = trace.ops
     op_call = ops[:, OPC["call"]]
-    top_ancestor = _top_ancestor(ops[:, OPC["parent"]])
-    engine_ids = np.array([i for i, nm in enumerate(trace.names) if nm.startswith(ENGINE_PREFIX)],
-                          dtype=np.int64)
-    in_backward = np.isin(ops[top_ancestor, OPC["name"]], engine_ids) | (ops[:, OPC["scope"]] == SCOPE_BACKWARD)
-    forward = (ops[:, OPC["iter"]] == 0) & (ops[:, OPC["scope"]] == SCOPE_FUNCTION) & ~in_backward
+    forward = (ops[:, OPC["iter"]] == 0) & (ops[:, OPC["scope"]] == SCOPE_FUNCTION)
+    has_backward = bool((ops[:, OPC["scope"]] == SCOPE_BACKWARD).any())
+    top_ancestor = engine_ids = None
+    if has_backward:  # ops under an engine record belong to the backward pass
+        top_ancestor = _top_ancestor(ops[:, OPC["parent"]])
+        engine_ids = np.array([i for i, nm in enumerate(trace.names) if nm.startswith(ENGINE_PREFIX)],
+                              dtype=np.int64)
+        forward &= ~np.isin(ops[top_ancestor, OPC["name"]], engine_ids)
     op_row = np.where(forward & (op_call >= 0), id_to_row[np.maximum(op_call, 0)], -1)
     op_mask = op_row >= 0
     top = op_mask & (ops[:, OPC["parent"]] < 0)

@@ -1,0 +1,139 @@
+"""Params and MACs of torchscope next to its peers on four real models (a script, not a test).
+
+    PYTHONPATH=src .venv/bin/python benchmarks/compare_counts.py > benchmarks/COUNTS.md
+
+Models (batch 1, eval mode, torch.no_grad, random weights): torchvision resnet50 and vit_b_16 at
+224x224, transformers BertModel(BertConfig()) and GPT2LMHeadModel(GPT2Config()) on 128 tokens.
+Tools: torchscope (params: each Parameter once; MACs: per-op formulas, see DESIGN.md),
+torchinfo (summary(...).total_params / total_mult_adds), torch.utils.flop_counter.FlopCounterMode
+(total FLOPs / 2) and fvcore (FlopCountAnalysis.total(), which counts one fused multiply-add as
+one "flop", i.e. MACs; parameter_count) when installed. A peer that fails prints its error.
+CPU only; a few minutes.
+"""
+from __future__ import annotations
+
+import datetime
+import platform
+import sys
+import warnings
+
+import torch
+
+import torchscope
+from torchscope import count as _count
+
+
+def _models():
+    import torchvision
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+
+    img = torch.randn(1, 3, 224, 224)
+    ids = torch.randint(0, 1000, (1, 128))
+    yield "resnet50 (torchvision), 1x3x224x224", lambda: torchvision.models.resnet50(), img
+    yield "vit_b_16 (torchvision), 1x3x224x224", lambda: torchvision.models.vit_b_16(), img
+    yield "BERT-base (BertModel(BertConfig())), 1x128 tokens", lambda: BertModel(BertConfig()), ids
+    yield "GPT-2 (GPT2LMHeadModel(GPT2Config())), 1x128 tokens", lambda: GPT2LMHeadModel(GPT2Config()), ids
+    # not one of the four headline models: shows the recurrent-layer gap
+    yield ("LSTM(256, 512, num_layers=2, batch_first=True), 1x128 steps",
+           lambda: torch.nn.LSTM(256, 512, num_layers=2, batch_first=True), torch.randn(1, 128, 256))
+
+
+def run_torchscope(model, x):
+    s = torchscope.profile_summary(model, x, warmup=0, iters=1, verbose=0)
+    missing = {k: v for k, v in s.uncounted_ops.items() if k != _count.ZERO_MAC_KEY}
+    return s.total_params, s.total_macs, missing
+
+
+def run_torchinfo(model, x):
+    import torchinfo
+
+    s = torchinfo.summary(model, input_data=[x], verbose=0, depth=10)
+    return s.total_params, s.total_mult_adds
+
+
+def run_flop_counter(model, x):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        model(x)
+    return None, fc.get_total_flops() // 2
+
+
+class _FirstOutput(torch.nn.Module):
+    """fvcore traces with torch.jit, which rejects transformers' ModelOutput and cache objects:
+    hand it the first output tensor only (the counted computation is the same)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, use_cache=False, return_dict=False)[0]
+
+
+def run_fvcore(model, x):
+    from fvcore.nn import FlopCountAnalysis, parameter_count
+
+    wrapped = _FirstOutput(model) if hasattr(model, "config") else model  # transformers model
+    a = FlopCountAnalysis(wrapped, (x,))
+    a.unsupported_ops_warnings(False)
+    a.uncalled_modules_warnings(False)
+    a.tracer_warnings("none")
+    return parameter_count(model)[""], int(a.total())
+
+
+def _fmt_params(n):
+    return "—" if n is None else f"{n:,}"
+
+
+def _fmt_macs(n):
+    return "—" if n is None else f"{n / 1e9:.3f}"
+
+
+def main():
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+    tools = [("torchinfo 1.8", run_torchinfo), ("FlopCounterMode", run_flop_counter)]
+    try:
+        import fvcore  # noqa: F401
+        tools.append(("fvcore", run_fvcore))
+    except ImportError:
+        pass
+    header = ["Model", "torchscope params", "torchscope GMACs"]
+    for name, _ in tools:
+        header += [f"{name} params", f"{name} GMACs"]
+    lines, notes = [], []
+    for label, build, x in _models():
+        model = build().eval()
+        row = [label]
+        with torch.no_grad():
+            p, m, missing = run_torchscope(model, x)
+            row += [_fmt_params(p), _fmt_macs(m)]
+            if missing:
+                notes.append(f"- {label}: torchscope lists uncounted ops {missing}")
+            for name, fn in tools:
+                try:
+                    p, m = fn(model, x)
+                    row += [_fmt_params(p), _fmt_macs(m)]
+                except Exception as exc:  # a peer's failure is a result too
+                    row += ["error", "error"]
+                    notes.append(f"- {label}: {name} failed: {type(exc).__name__}: {str(exc)[:200]}")
+        lines.append(row)
+        print(f"done: {label}", file=sys.stderr)
+
+    print("# Params and MACs: torchscope vs peers\n")
+    print(f"Generated {datetime.date.today().isoformat()} by `benchmarks/compare_counts.py`; "
+          f"torch {torch.__version__}, Python {platform.python_version()}, CPU, batch 1, eval mode, "
+          "no_grad, random weights. GMACs = 1e9 multiply-accumulates; FlopCounterMode column is its "
+          "total FLOPs / 2; fvcore's \"flops\" are MACs.\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    for row in lines:
+        print("| " + " | ".join(row) + " |")
+    if notes:
+        print("\nNotes:\n")
+        print("\n".join(notes))
+
+
+if __name__ == "__main__":
+    main()
