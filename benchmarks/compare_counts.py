@@ -1,9 +1,10 @@
-"""Params and MACs of torchscope next to its peers on four real models (a script, not a test).
+"""Params and MACs of torchscope next to its peers on real models (a script, not a test).
 
     PYTHONPATH=src .venv/bin/python benchmarks/compare_counts.py > benchmarks/COUNTS.md
 
 Models (batch 1, eval mode, torch.no_grad, random weights): torchvision resnet50 and vit_b_16 at
-224x224, transformers BertModel(BertConfig()) and GPT2LMHeadModel(GPT2Config()) on 128 tokens.
+224x224, transformers BertModel(BertConfig()) and GPT2LMHeadModel(GPT2Config()) on 128 tokens,
+and a 2-layer nn.LSTM on 128 steps; a hand count (formula in _models) where one is short to write.
 Tools: torchscope (params: each Parameter once; MACs: per-op formulas, see DESIGN.md),
 torchinfo (summary(...).total_params / total_mult_adds), torch.utils.flop_counter.FlopCounterMode
 (total FLOPs / 2) and fvcore (FlopCountAnalysis.total(), which counts one fused multiply-add as
@@ -23,19 +24,35 @@ import torchscope
 from torchscope import count as _count
 
 
+def _transformer_macs(layers, tokens, d, ffn, heads):
+    """Hand count for an encoder/decoder stack: q,k,v,out projections + 2 FFN matmuls per token,
+    plus per head scores q·kᵀ and attn·v (tokens x tokens x head_dim each)."""
+    per_token = 4 * d * d + 2 * d * ffn
+    attention = heads * tokens * tokens * (d // heads) * 2
+    return layers * (tokens * per_token + attention)
+
+
 def _models():
+    """(label, builder, input, hand-counted MACs or None)."""
     import torchvision
     from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 
     img = torch.randn(1, 3, 224, 224)
     ids = torch.randint(0, 1000, (1, 128))
-    yield "resnet50 (torchvision), 1x3x224x224", lambda: torchvision.models.resnet50(), img
-    yield "vit_b_16 (torchvision), 1x3x224x224", lambda: torchvision.models.vit_b_16(), img
-    yield "BERT-base (BertModel(BertConfig())), 1x128 tokens", lambda: BertModel(BertConfig()), ids
-    yield "GPT-2 (GPT2LMHeadModel(GPT2Config())), 1x128 tokens", lambda: GPT2LMHeadModel(GPT2Config()), ids
-    # not one of the four headline models: shows the recurrent-layer gap
+    yield "resnet50 (torchvision), 1x3x224x224", lambda: torchvision.models.resnet50(), img, None
+    # 16x16 patch conv on 196 patches + 12 layers on 197 tokens + classifier head
+    vit = 196 * 768 * 3 * 16 * 16 + _transformer_macs(12, 197, 768, 3072, 12) + 768 * 1000
+    yield "vit_b_16 (torchvision), 1x3x224x224", lambda: torchvision.models.vit_b_16(), img, vit
+    bert = _transformer_macs(12, 128, 768, 3072, 12) + 768 * 768  # + pooler on the first token
+    yield "BERT-base (BertModel(BertConfig())), 1x128 tokens", lambda: BertModel(BertConfig()), ids, bert
+    gpt2 = _transformer_macs(12, 128, 768, 3072, 12) + 128 * 768 * 50257  # + tied LM head
+    yield ("GPT-2 (GPT2LMHeadModel(GPT2Config())), 1x128 tokens", lambda: GPT2LMHeadModel(GPT2Config()),
+           ids, gpt2)
+    # not one of the four headline models: shows the recurrent-layer gap.
+    # per step: 4 gates x hidden x (input + hidden) per layer
+    lstm = 128 * (4 * 512 * (256 + 512) + 4 * 512 * (512 + 512))
     yield ("LSTM(256, 512, num_layers=2, batch_first=True), 1x128 steps",
-           lambda: torch.nn.LSTM(256, 512, num_layers=2, batch_first=True), torch.randn(1, 128, 256))
+           lambda: torch.nn.LSTM(256, 512, num_layers=2, batch_first=True), torch.randn(1, 128, 256), lstm)
 
 
 def run_torchscope(model, x):
@@ -93,30 +110,37 @@ def _fmt_macs(n):
 def main():
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
-    tools = [("torchinfo 1.8", run_torchinfo), ("FlopCounterMode", run_flop_counter)]
+    import torchinfo
+
+    # (column name, runner, reports params)
+    tools = [(f"torchinfo {torchinfo.__version__}", run_torchinfo, True),
+             ("FlopCounterMode", run_flop_counter, False)]
     try:
         import fvcore  # noqa: F401
-        tools.append(("fvcore", run_fvcore))
+        tools.append(("fvcore", run_fvcore, True))
     except ImportError:
         pass
-    header = ["Model", "torchscope params", "torchscope GMACs"]
-    for name, _ in tools:
-        header += [f"{name} params", f"{name} GMACs"]
+    header = ["Model", "hand count GMACs", "torchscope params", "torchscope GMACs"]
+    for name, _, has_params in tools:
+        header += ([f"{name} params"] if has_params else []) + [f"{name} GMACs"]
     lines, notes = [], []
-    for label, build, x in _models():
+    for label, build, x, expected in _models():
         model = build().eval()
-        row = [label]
+        row = [label, _fmt_macs(expected)]
         with torch.no_grad():
             p, m, missing = run_torchscope(model, x)
             row += [_fmt_params(p), _fmt_macs(m)]
+            if expected is not None:
+                notes.append(f"- {label}: torchscope {m:,} MACs, hand count {expected:,}"
+                             f" ({'exact' if m == expected else f'differs by {m - expected:+,}'})")
             if missing:
                 notes.append(f"- {label}: torchscope lists uncounted ops {missing}")
-            for name, fn in tools:
+            for name, fn, has_params in tools:
                 try:
                     p, m = fn(model, x)
-                    row += [_fmt_params(p), _fmt_macs(m)]
+                    row += ([_fmt_params(p)] if has_params else []) + [_fmt_macs(m)]
                 except Exception as exc:  # a peer's failure is a result too
-                    row += ["error", "error"]
+                    row += ["error"] * (2 if has_params else 1)
                     notes.append(f"- {label}: {name} failed: {type(exc).__name__}: {str(exc)[:200]}")
         lines.append(row)
         print(f"done: {label}", file=sys.stderr)
@@ -130,9 +154,10 @@ def main():
     print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for row in lines:
         print("| " + " | ".join(row) + " |")
-    if notes:
-        print("\nNotes:\n")
-        print("\n".join(notes))
+    notes.append("- fvcore traces with torch.jit: transformers models run through a wrapper that returns "
+                 "their first output tensor (`_FirstOutput`); the computation counted is the same.")
+    print("\nNotes:\n")
+    print("\n".join(notes))
 
 
 if __name__ == "__main__":

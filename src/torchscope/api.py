@@ -31,6 +31,8 @@ def _as_call_args(inputs) -> tuple[tuple, dict]:
         return (), {}
     if isinstance(inputs, dict):
         return (), dict(inputs)
+    if isinstance(inputs, torch.nn.utils.rnn.PackedSequence):  # a namedtuple, but one input
+        return (inputs,), {}
     if isinstance(inputs, (tuple, list)):
         return tuple(inputs), {}
     return (inputs,), {}

@@ -2,9 +2,14 @@
 
 Convention (../shared/DESIGN.md): FLOPs come from per-op formulas over the
 recorded input shapes, MACs = FLOPs / 2. The outermost op that has a formula
-is counted and its descendants are skipped; an op without a formula is
-transparent. Ops with neither a formula nor a counted descendant are reported
-(as `uncounted_ops`), never silently taken as 0.
+is counted and its descendants are skipped; an op without a formula, or whose
+formula cannot read its arguments (opaque/nested tensors), is transparent. Ops
+with neither a usable formula nor a counted descendant are reported (as
+`uncounted_ops`), never silently taken as 0.
+
+Formulas (MAC_FORMULAS) take the decoded arguments in schema order, as the
+recorder gives them (csrc/recorder.h: strings are not recorded, so einsum has
+no formula and is counted through its bmm/mm children).
 """
 from __future__ import annotations
 
@@ -88,23 +93,63 @@ def _prod(xs):
     return math.prod(int(x) for x in xs)
 
 
+def _bcast(a, b):
+    """Broadcast two batch shapes, right-aligned, taking the larger size per dim.
+
+    Plain broadcasting for 1-vs-n dims; also covers grouped-query attention,
+    where the query has Hq heads and key/value Hkv heads with Hq % Hkv == 0.
+    """
+    a, b = tuple(a), tuple(b)
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    return tuple(max(x, y) for x, y in zip(a, b))
+
+
+# --- matrix products. [M, K] @ [K, N] = M*N*K MACs (one multiply-add per k per output).
+
 def _mm(args):
+    # mm(a [M,K], b [K,N]); also _int_mm, _scaled_mm (scales are elementwise)
     a, b = _shape(args[0]), _shape(args[1])
     return a[0] * a[1] * b[1]
 
 
 def _addmm(args):
+    # addmm(bias, a [M,K], b [K,N]): the bias add is not a MAC; also addmm_, _addmm_activation
     a, b = _shape(args[1]), _shape(args[2])
     return a[0] * a[1] * b[1]
 
 
 def _bmm(args):
+    # bmm(a [B,M,K], b [B,K,N]) = B*M*K*N
     a, b = _shape(args[0]), _shape(args[1])
     return a[0] * a[1] * a[2] * b[2]
 
 
 def _baddbmm(args):
+    # baddbmm(self, a [B,M,K], b [B,K,N]); addbmm sums the B products into one [M,N]
+    # (the sum over B is the accumulation): same B*M*K*N
     return _bmm(args[1:3])
+
+
+def _mv(args):
+    # mv(mat [M,K], vec [K]) = M*K
+    m = _shape(args[0])
+    return m[0] * m[1]
+
+
+def _addmv(args):
+    # addmv(self, mat [M,K], vec [K]) = M*K
+    return _mv(args[1:])
+
+
+def _dot(args):
+    # dot / vdot(a [K], b [K]) = K
+    return _shape(args[0])[0]
+
+
+def _vecdot(args):
+    # linalg_vecdot(x, y, dim): one K-long dot product per broadcast position
+    return _prod(_bcast(_shape(args[0]), _shape(args[1])))
 
 
 def _matmul(args):
@@ -120,6 +165,7 @@ def _matmul(args):
 
 
 def _linear(args):
+    # linear(x [..., in], w [out, in], b): every row of x meets every row of w
     x, w = _shape(args[0]), _shape(args[1])
     if len(w) == 1:  # weight as a vector: dot product per row
         return _prod(x)
@@ -128,6 +174,7 @@ def _linear(args):
 
 def _convolution(args):
     # convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
+    # (_convolution and convolution_overrideable share these first 9 arguments)
     x, w = _shape(args[0]), _shape(args[1])
     transposed, groups = bool(args[6]), int(args[8])
     kernel = _prod(w[2:])
@@ -145,21 +192,146 @@ def _convolution(args):
     return x[0] * w[0] * _prod(out) * (x[1] // groups) * kernel
 
 
+# --- attention. Scores q·kᵀ: L*S*E MACs and attn·v: L*S*Ev MACs per (batch, head); the
+# scale, the mask add and the softmax are elementwise (not MACs). A mask or is_causal does
+# not change the count: kernels and the math path compute the full L x S score matrix
+# (as do FlopCounterMode and the explicit matmul version of the same block).
+
 def _sdpa(args):
+    # q [..., L, E], k [..., S, E], v [..., S, Ev] as the first three arguments of
+    # scaled_dot_product_attention, _scaled_dot_product_{flash_attention[_for_cpu],
+    # efficient_attention, cudnn_attention, attention_math[_for_mps],
+    # fused_attention_overrideable}. Batch dims broadcast; with GQA (enable_gqa) the
+    # query's head count Hq multiplies (each of the Hkv key/value heads serves Hq/Hkv).
     q, k, v = _shape(args[0]), _shape(args[1]), _shape(args[2])
-    batch = _prod(q[:-2])
-    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
+    batch = _bcast(q[:-2], k[:-2])
+    return _prod(batch) * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+def _attention_forward(cu_seq_arg):
+    # _flash_attention_forward / _efficient_attention_forward: q [B, L, H, E],
+    # k [B, S, Hkv, E], v [B, S, Hkv, Ev] (sequence before heads). With cumulative sequence
+    # lengths (varlen / nested) only their sum is recorded, not the per-sequence lengths
+    # the product needs: then the formula declines (None) and the op is listed as
+    # uncounted rather than guessed.
+    def formula(args):
+        if args[cu_seq_arg] is not None:
+            return None
+        q, k, v = _shape(args[0]), _shape(args[1]), _shape(args[2])
+        return q[0] * q[2] * q[1] * k[1] * (q[3] + v[3])
+    return formula
+
+
+def _native_mha(args):
+    # _native_multi_head_attention(query [B, L, E], key [B, S, E], value [B, S, E], embed_dim,
+    # num_head, qkv_weight, qkv_bias, proj_weight, ...): nn.MultiheadAttention's fused path.
+    # q projection B*L*E*E, k and v projections 2*B*S*E*E, scores + values over all heads
+    # B*L*S*E*2, output projection B*L*E*E.
+    q, k, e = _shape(args[0]), _shape(args[1]), int(args[3])
+    b, l, s = q[0], q[1], k[1]
+    return b * (2 * l + 2 * s) * e * e + 2 * b * l * s * e
+
+
+def _encoder_layer(args):
+    # _transformer_encoder_layer_fwd(src [B, L, E], embed_dim, num_heads, qkv_weight, qkv_bias,
+    # proj_weight, proj_bias, use_gelu, norm_first, eps, norm_weight_1, norm_bias_1,
+    # norm_weight_2, norm_bias_2, ffn_weight_1 [F, E], ffn_bias_1, ffn_weight_2 [E, F], ...):
+    # self-attention as above with S = L, plus the two feed-forward products B*L*E*F each.
+    x = _shape(args[0])
+    attn = _native_mha([args[0], args[0], args[0], args[1]])
+    return attn + x[0] * x[1] * (_prod(_shape(args[14])) + _prod(_shape(args[16])))
+
+
+# --- recurrent layers. Gate products only: per token, per layer and direction, every
+# 2-d weight matrix W [rows, cols] costs rows*cols MACs: w_ih [G*H, in] and w_hh [G*H, R]
+# with G = 4 (LSTM), 3 (GRU), 1 (RNN) gates and R = H (or proj_size for a projected
+# LSTM, which adds w_hr [proj_size, H]). So MACs = tokens * sum of 2-d weight sizes over
+# `params`, which lists every layer and direction (a layer > 0 has in = D * H or D * P).
+# Biases are 1-d and skipped (not MACs). tokens = T*B; for a packed sequence the data is
+# [sum of lengths, in], so padding is (correctly) not counted.
+
+def _rnn(args):
+    # lstm/gru/rnn_tanh/rnn_relu.input(input, hx, params, has_biases, ...)
+    # lstm/gru/rnn_tanh/rnn_relu.data(data, batch_sizes, hx, params, has_biases, ...)
+    params = args[2] if isinstance(args[3], bool) else args[3]
+    x = _shape(args[0])
+    per_token = sum(_prod(p[1]) for p in params if len(p[1]) == 2)
+    return _prod(x[:-1]) * per_token
+
+
+def _rnn_kernel(weights_arg):
+    # the per-backend kernels under aten::lstm/gru/rnn_* (counted when those are not seen,
+    # e.g. by a dispatch-level recorder): _cudnn_rnn / miopen_rnn(input, weight[], ...) take
+    # the same flat weight list as `params`; mkldnn_rnn_layer(input, w_ih, w_hh, b_ih, b_hh,
+    # ...) runs one layer and direction.
+    def formula(args):
+        x = _shape(args[0])
+        ws = args[weights_arg] if weights_arg is not None else [args[1], args[2]]
+        return _prod(x[:-1]) * sum(_prod(w[1]) for w in ws if len(w[1]) == 2)
+    return formula
+
+
+def _rnn_cell(args):
+    # lstm_cell/gru_cell/rnn_tanh_cell/rnn_relu_cell(input [B, in] or [in], hx, w_ih, w_hh, ...)
+    x, w_ih, w_hh = _shape(args[0]), _shape(args[2]), _shape(args[3])
+    return _prod(x[:-1]) * (_prod(w_ih) + _prod(w_hh))
 
 
 MAC_FORMULAS = {
+    # matrix products
     "aten::mm": _mm,
+    "aten::_int_mm": _mm,
+    "aten::_scaled_mm": _mm,
     "aten::addmm": _addmm,
+    "aten::addmm_": _addmm,
+    "aten::_addmm_activation": _addmm,  # fused Linear+ReLU/GELU (TransformerEncoderLayer fast path)
     "aten::bmm": _bmm,
     "aten::baddbmm": _baddbmm,
+    "aten::baddbmm_": _baddbmm,
+    "aten::addbmm": _baddbmm,
+    "aten::addbmm_": _baddbmm,
+    "aten::mv": _mv,
+    "aten::addmv": _addmv,
+    "aten::addmv_": _addmv,
+    "aten::dot": _dot,
+    "aten::vdot": _dot,
+    "aten::linalg_vecdot": _vecdot,
     "aten::matmul": _matmul,
     "aten::linear": _linear,
+    # einsum is deliberately absent: the recorder does not keep its equation string, so it
+    # stays transparent and its bmm/mm children are counted.
+    # convolutions (conv1d/2d/3d, conv_transpose*, _convolution_mode reach aten::convolution)
     "aten::convolution": _convolution,
+    "aten::_convolution": _convolution,
+    "aten::convolution_overrideable": _convolution,
+    # attention
     "aten::scaled_dot_product_attention": _sdpa,
+    "aten::_scaled_dot_product_flash_attention_for_cpu": _sdpa,
+    "aten::_scaled_dot_product_flash_attention": _sdpa,
+    "aten::_scaled_dot_product_efficient_attention": _sdpa,
+    "aten::_scaled_dot_product_cudnn_attention": _sdpa,
+    "aten::_scaled_dot_product_attention_math": _sdpa,
+    "aten::_scaled_dot_product_attention_math_for_mps": _sdpa,
+    "aten::_scaled_dot_product_fused_attention_overrideable": _sdpa,
+    "aten::_flash_attention_forward": _attention_forward(3),      # cum_seq_q
+    "aten::_efficient_attention_forward": _attention_forward(4),  # cu_seqlens_q
+    # nn.MultiheadAttention / TransformerEncoderLayer fast paths (eval + no_grad). Over nested
+    # tensors (padding masks) the formulas cannot read the shapes and the ops turn transparent:
+    # their dense mm/bmm children then count the real (unpadded) tokens.
+    "aten::_native_multi_head_attention": _native_mha,
+    "aten::_transformer_encoder_layer_fwd": _encoder_layer,
+    # recurrent layers and cells
+    "aten::lstm": _rnn,
+    "aten::gru": _rnn,
+    "aten::rnn_tanh": _rnn,
+    "aten::rnn_relu": _rnn,
+    "aten::_cudnn_rnn": _rnn_kernel(1),
+    "aten::miopen_rnn": _rnn_kernel(1),
+    "aten::mkldnn_rnn_layer": _rnn_kernel(None),
+    "aten::lstm_cell": _rnn_cell,
+    "aten::gru_cell": _rnn_cell,
+    "aten::rnn_tanh_cell": _rnn_cell,
+    "aten::rnn_relu_cell": _rnn_cell,
 }
 
 # Ops that carry no multiply-accumulates by convention (views, copies,
@@ -182,7 +354,15 @@ _ZERO_MAC = re.compile(
     r"eq|ne|lt|le|gt|ge|logical_.*|bitwise_.*|isnan|isinf|any|all|item|_local_scalar_dense|"
     r"set_|result_type|is_nonzero|numel|size|stride|dim|_has_compatible_shallow_copy_type|"
     r"roll|flip|repeat|tile|tril|triu|masked_select|topk|sort|cumsum|type_as|expand_as|"
-    r"view_as|reshape_as|split_with_sizes|_reshape_alias|new_.*|detach_)$"
+    r"view_as|reshape_as|split_with_sizes|_reshape_alias|new_.*|detach_|"
+    # attention / RNN helpers around counted products (softmax variants, qkv bias, masks)
+    r"safe_softmax|masked_softmax|transform_bias_rescale_qkv|isneginf|isposinf|scalar_tensor|"
+    r"repeat_interleave|cudnn_is_acceptable|nnpack_available|unsafe_chunk|unsafe_split.*|"
+    r"diagonal|movedim|moveaxis|numpy_T|mT|mH|adjoint|resize_.*|"
+    # products without accumulation are elementwise by convention
+    r"outer|ger|kron|"
+    # nested-tensor conversions (fast paths with padding masks)
+    r"nested_.*|to_padded_tensor|equal|is_same_size)$"
 )
 
 
@@ -193,12 +373,40 @@ def op_formula_flags(names: list) -> tuple[np.ndarray, np.ndarray]:
     return has, zero
 
 
+def _under(flag: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Per op: whether some ancestor has `flag` set (one vectorised step per nesting level)."""
+    out = np.zeros(len(parent), dtype=bool)
+    anc = parent.copy()
+    while True:
+        live = anc >= 0
+        if not live.any():
+            return out
+        out[live] |= flag[anc[live]]
+        anc = np.where(live, parent[np.maximum(anc, 0)], -1)
+
+
+def _above(flag: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Per op: whether some descendant has `flag` set."""
+    out = np.zeros(len(parent), dtype=bool)
+    anc = parent[flag]
+    while len(anc):
+        anc = anc[anc >= 0]
+        anc = anc[~out[anc]]  # already marked: its ancestors are too
+        out[anc] = True
+        anc = parent[anc]
+    return out
+
+
 def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     """MACs per op (int64, 0 where not counted) for the ops selected by `mask`.
 
     Returns (macs, counted, uncounted) where `uncounted` maps op name -> calls
     for ops that have no formula and no counted descendant, zero-MAC ops
-    grouped under one key.
+    grouped under one key. A formula that cannot read its op's arguments
+    (opaque/nested tensors, variable-length attention) makes that op
+    transparent: its children are examined instead (a fused op over nested
+    tensors still reaches dense mm/bmm children), and it is listed under its
+    own name only if none of them is counted.
     """
     n = len(ops)
     macs = np.zeros(n, dtype=np.int64)
@@ -208,61 +416,53 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     has, zero = op_formula_flags(names)
     name = ops[:, OPC["name"]]
     parent = ops[:, OPC["parent"]]
-    candidate = mask & has[name]
-    # Skip candidates with a candidate ancestor (outermost formula wins).
-    covered = np.zeros(n, dtype=bool)
-    anc = parent.copy()
-    while True:
-        live = anc >= 0
-        if not live.any():
-            break
-        covered[live] |= candidate[anc[live]]
-        anc = np.where(live, parent[np.maximum(anc, 0)], -1)
-    counted_idx = np.nonzero(candidate & ~covered)[0]
-    failed = {}
     off, ln = ops[:, OPC["args_off"]], ops[:, OPC["args_len"]]
-    # Identical (op, arguments) pairs are common (a model repeats its layers):
-    # group them with a vectorised hash of the packed arguments, decode once each.
-    groups, rep = _group_identical(name, off, ln, args, counted_idx)
-    for g, i in enumerate(rep.tolist()):
-        o, l = int(off[i]), int(ln[i])
-        try:
-            v = int(MAC_FORMULAS[names[name[i]]](decode_args(args, o, l)))
-        except Exception:  # shapes not understood (e.g. opaque tensors): uncounted
-            v = -1
-        members = counted_idx[groups == g]
-        if v >= 0:
-            macs[members] = v
-            counted[members] = True
-        else:
-            failed[names[name[i]]] = failed.get(names[name[i]], 0) + len(members)
-
-    # Ops with a counted descendant are accounted for.
-    has_counted_desc = np.zeros(n, dtype=bool)
-    anc = parent[counted]
-    while len(anc):
-        anc = anc[anc >= 0]
-        has_counted_desc[anc] = True
-        anc = parent[anc]
-    covered_by_counted = np.zeros(n, dtype=bool)
-    anc = parent.copy()
+    candidate = mask & has[name]
+    failed = np.zeros(n, dtype=bool)
     while True:
-        live = anc >= 0
-        if not live.any():
+        # The outermost candidates not yet evaluated (outermost formula wins). A second
+        # round happens only when a formula failed and uncovered the ops below it.
+        todo = np.nonzero(candidate & ~counted & ~_under(candidate, parent))[0]
+        if len(todo) == 0:
             break
-        covered_by_counted[live] |= counted[anc[live]]
-        anc = np.where(live, parent[np.maximum(anc, 0)], -1)
-    # Report at the top of each uncounted chain only: ops whose parent is not itself reported.
-    open_ = mask & ~counted & ~has_counted_desc & ~covered_by_counted
-    top = open_ & ~np.where(parent >= 0, open_[np.maximum(parent, 0)], False)
-    uncounted = dict(failed)
+        # Identical (op, arguments) pairs are common (a model repeats its layers):
+        # group them with a vectorised hash of the packed arguments, decode once each.
+        groups, rep = _group_identical(name, off, ln, args, todo)
+        again = False
+        for g, i in enumerate(rep.tolist()):
+            o, l = int(off[i]), int(ln[i])
+            try:
+                v = int(MAC_FORMULAS[names[name[i]]](decode_args(args, o, l)))
+            except Exception:  # arguments not understood (e.g. opaque tensors, None): transparent
+                v = -1
+            members = todo[groups == g]
+            if v >= 0:
+                macs[members] = v
+                counted[members] = True
+            else:
+                candidate[members] = False
+                failed[members] = True
+                again = True
+        if not again:
+            break
+
+    # Ops with a counted descendant or ancestor are accounted for.
+    open_ = mask & ~counted & ~_above(counted, parent) & ~_under(counted, parent)
+    # Report each uncounted chain once: at the outermost failed formula op inside it (the
+    # actionable name), else at its top.
+    failed &= open_
+    parent_open = np.where(parent >= 0, open_[np.maximum(parent, 0)], False)
+    top = open_ & ~parent_open
+    if failed.any():
+        top = (failed & ~_under(failed, parent)) | (top & ~_above(failed, parent))
+    uncounted = {}
     ids, cnt = np.unique(name[top], return_counts=True)
     trivial = 0
     for i, c in zip(ids.tolist(), cnt.tolist()):
-        if zero[i]:
+        if zero[i] and not has[i]:
             trivial += c
         else:
-            uncounted[names[i]] = uncounted.get(names[i], 0) + c
+            uncounted[names[i]] = c
     if trivial:
         uncounted[ZERO_MAC_KEY] = trivial
     return macs, counted, uncounted
