@@ -234,3 +234,69 @@ def test_fuzz_random_models(kinds, d, batch, t, train):
     assert s.total_params == sum(p.numel() for p in model.parameters())
     assert s.total_macs >= 0 and len(s.rows) >= len(kinds) + 1
     assert model_state(model) == before and _clean()
+
+
+class _BadGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        raise RuntimeError("boom in backward")
+
+
+def test_exception_in_backward_cleans_up(seed):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return _BadGrad.apply(self.lin(x))
+
+    m = Net()
+    before = model_state(m)
+    with pytest.raises(RuntimeError, match="boom in backward"):
+        profile_summary(m, torch.randn(2, 3), backward=True, verbose=0)
+    assert _clean() and model_state(m) == before
+    assert all(p.grad is None for p in m.parameters())
+
+
+def test_exception_in_a_user_hook_names_the_module(seed):
+    m = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+
+    def bad_hook(mod, args, out):
+        raise ValueError("user hook failed")
+
+    h = m[0].register_forward_hook(bad_hook)
+    before = model_state(m)
+    with pytest.raises(ProfileError, match="user hook failed") as ei:
+        profile_summary(m, torch.randn(2, 3), verbose=0)
+    assert "(root)" in str(ei.value) or "Sequential" in str(ei.value)
+    assert _clean() and model_state(m) == before
+    h.remove()
+
+
+def test_empty_paramless_and_non_tensor_inputs(seed):
+    s = profile_summary(nn.Sequential(), torch.randn(2, 3), verbose=0)
+    assert (s.total_params, s.total_macs, len(s.rows)) == (0, 0, 1)
+    s = profile_summary(nn.ReLU(), torch.randn(2, 3), verbose=0)
+    assert s.total_params == 0 and s.rows[0].num_ops >= 1
+
+    class Scale(nn.Module):
+        def forward(self, x, k, name="x"):
+            return x * k
+
+    s = profile_summary(Scale(), (torch.randn(2), 3.0), verbose=0)
+    assert s.rows[0].input_shapes == (torch.Size([2]), None)
+    assert _clean()
+
+
+def test_wrong_dtype_names_module_type_and_shapes(seed):
+    m = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    with pytest.raises(ProfileError) as ei:
+        profile_summary(m, torch.ones(3, 4, dtype=torch.long), verbose=0)
+    msg = str(ei.value)
+    assert "'0'" in msg and "Linear" in msg and "[3, 4]" in msg and "Long" in msg
+    assert _clean()
