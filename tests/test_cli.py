@@ -1,0 +1,136 @@
+"""The `torchscope` command line: default job, model specs, outputs and one-line errors."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from torchscope import cli, export
+
+
+def run_cli(*args, cwd=None):
+    # UserWarnings (e.g. the fallback backend's notice) are not the CLI's error output
+    env = dict(os.environ, PYTHONWARNINGS="ignore::UserWarning")
+    return subprocess.run([sys.executable, "-m", "torchscope", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300, env=env)
+
+
+def test_default_job_in_process(capsys):
+    assert cli.main(["--iters", "1", "--warmup", "0", "--ascii"]) == 0
+    out = capsys.readouterr().out
+    assert "SmallResNet" in out and "Total params: 205,162" in out
+    assert "═" not in out and "Layer (type)" in out  # --ascii
+
+
+def test_module_spec_writes_json_csv_and_trace(tmp_path):
+    j, c, t = tmp_path / "out.json", tmp_path / "out.csv", tmp_path / "trace.json"
+    r = run_cli("torchscope.models:SmallResNet", "--input-size", "2,3,32,32", "--iters", "1",
+                "--json", str(j), "--csv", str(c), "--trace", str(t), "--depth", "1")
+    assert r.returncode == 0, r.stderr
+    assert "torchscope.models:SmallResNet, input [2, 3, 32, 32]" in r.stdout
+    assert "Total params: 205,162" in r.stdout and "conv1 (Conv2d)" not in r.stdout  # --depth 1
+    s = export.from_json(str(j))
+    assert s.total_params == 205162 and s.rows[0].output_shapes == torch.Size([2, 10])
+    assert s.meta["iters"] == 1
+    rows = list(csv.DictReader(c.open()))
+    assert len(rows) == len(s.rows) and rows[0]["output_shapes"] == "[2, 10]"
+    events = json.loads(t.read_text())["traceEvents"]
+    assert sum(e.get("cat") == "module" for e in events) == len(s.rows)
+
+
+def test_file_spec_several_inputs_and_ops(tmp_path, capsys):
+    (tmp_path / "two_in.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class Two(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Linear(4, 8)
+                self.b = nn.Linear(6, 8)
+
+            def forward(self, x, y):
+                return self.a(x) + self.b(y)
+
+        def build():
+            return Two()
+    """))
+    spec = f"{tmp_path / 'two_in.py'}:build"
+    assert cli.main([spec, "--input-size", "2,4", "--input-size", "2,6", "--iters", "1", "--ops", "a",
+                     "--weights"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 96" in out  # (4*8+8) + (6*8+8)
+    assert "input [[2, 4], [2, 6]]" in out
+    assert "Ops of a" in out and "[2, 4]" in out and "64" in out  # op drill-down: 2*4*8 MACs
+    assert "a (Linear)" in out and "Numel" in out  # --weights table
+
+
+def test_int64_inputs_stay_below_the_embedding_size(tmp_path, capsys):
+    (tmp_path / "emb.py").write_text(textwrap.dedent("""
+        from torch import nn
+        def build():
+            return nn.Sequential(nn.Embedding(7, 4), nn.Flatten(), nn.Linear(12, 2))
+    """))
+    assert cli.main([f"{tmp_path / 'emb.py'}:build", "--input-size", "5,3", "--dtype", "int64",
+                     "--iters", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "[5, 3, 4]" in out and "Total params: 54" in out
+
+
+def test_torchvision_model_on_meta(capsys):
+    pytest.importorskip("torchvision")
+    assert cli.main(["torchvision:resnet18", "--input-size", "1,3,64,64", "--device", "meta",
+                     "--iters", "1", "--depth", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 11,689,512" in out and "ResNet" in out
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["torchscope.models", "--input-size", "1,3,8,8"], "expected MODULE:CALLABLE"),
+    (["no_such_pkg_xyz:build", "--input-size", "1,3"], "no module named 'no_such_pkg_xyz'"),
+    (["torchscope.models:Nope", "--input-size", "1,3"], "has no attribute 'Nope'"),
+    (["torchscope.models:SmallResNet", "--input-size", "1,a,3"], "bad --input-size '1,a,3'"),
+    (["torchscope.models:SmallResNet"], "--input-size is required"),
+    (["./missing_model_file.py:build", "--input-size", "1"], "model file not found"),
+    (["torchscope.models:SmallResNet", "--input-size", "1,3,8,8", "--iters", "0"], "--iters must be >= 1"),
+    (["torchscope.models:SmallResNet", "--input-size", "1,3,8,8", "--device", "nonsense"], "--device nonsense"),
+    (["torchscope.models:default_model", "--dtype", "float99"], "invalid choice"),
+])
+def test_errors_are_one_line(args, expect, capsys):
+    code = cli.main(args) if "--dtype" not in args else _exit_code(args)
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert expect in err and err.count("\n") == 0 and "Traceback" not in err
+    assert err.startswith("torchscope: error:")
+
+
+def _exit_code(args):
+    with pytest.raises(SystemExit) as e:  # argparse's own errors exit
+        cli.main(args)
+    return e.value.code
+
+
+def test_model_failure_names_the_module(capsys):
+    assert cli.main(["torchscope.models:SmallResNet", "--input-size", "1,5,16,16", "--iters", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "stem.0" in err and "[1, 5, 16, 16]" in err
+    with pytest.raises(Exception, match="stem.0"):  # --debug: the real exception propagates
+        cli.main(["torchscope.models:SmallResNet", "--input-size", "1,5,16,16", "--iters", "1", "--debug"])
+
+
+def test_errors_in_a_subprocess_have_no_traceback(tmp_path):
+    for args in (["bad-spec"], ["no_such_pkg_xyz:build", "--input-size", "1,2"],
+                 ["torchscope.models:SmallResNet", "--input-size", "2x3xQ"]):
+        r = run_cli(*args, cwd=tmp_path)
+        assert r.returncode != 0
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_factory_returning_model_and_example(capsys):
+    # a callable returning (model, example input) needs no --input-size
+    assert cli.main(["torchscope.models:default_model", "--iters", "1", "--warmup", "0"]) == 0
+    assert "Total params: 205,162" in capsys.readouterr().out
