@@ -252,7 +252,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
             notes.append(f"pass times vary by {spread:.0%} of the median over {len(times)} iterations "
                          f"(min {min(times) / 1e6:.2f} ms, max {max(times) / 1e6:.2f} ms); "
                          "consider more warmup/iters")
-    sizes = _byte_sizes(trace.index.modules[0] if trace.index.modules else None, inputs)
+    sizes = _byte_sizes(trace.index.modules, inputs)
     backward_times = {"backward_time_ns": att.bwd_total_ns, "accumulate_grad_time_ns": att.accumulate_grad_ns,
                       "backward_outside_modules_ns": att.bwd_outside_ns}
     summary = ProfileSummary(
@@ -295,18 +295,24 @@ def _input_dtype(inputs) -> torch.dtype:
 
 
 def _kernel_size(module):
-    k = getattr(module, "kernel_size", None)
+    k = module.__dict__.get("kernel_size")  # getattr would raise inside nn.Module.__getattr__ when absent
     if isinstance(k, int):
         return (k,)
     return tuple(k) if isinstance(k, (tuple, list)) else None
 
 
-def _byte_sizes(model, inputs) -> dict:
-    """Bytes of the unique parameters, the buffers and the input tensors."""
-    if model is None:
-        return {"param_bytes": 0, "buffer_bytes": 0, "input_bytes": 0}
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
-    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+def _byte_sizes(modules, inputs) -> dict:
+    """Bytes of the unique parameters, the buffers and the input tensors (from the module index)."""
+    seen, params, buffers = set(), 0, 0
+    for m in modules:
+        for p in m._parameters.values():
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                params += p.numel() * p.element_size()
+        for b in m._buffers.values():
+            if b is not None and id(b) not in seen:
+                seen.add(id(b))
+                buffers += b.numel() * b.element_size()
     return {"param_bytes": params, "buffer_bytes": buffers, "input_bytes": _tensor_bytes(inputs)}
 
 

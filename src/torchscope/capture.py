@@ -52,17 +52,26 @@ class ModuleIndex:
     parent: np.ndarray  # index of the parent module (-1 for the root)
     depth: np.ndarray
     opaque: list = dataclasses.field(default_factory=list)  # True: inside a compiled/scripted region
+    regions: list = dataclasses.field(default_factory=list)  # _region_kind per module (None: plain)
+
+
+_SCRIPT_TYPES = (torch.jit.ScriptModule,)
+_SCRIPTED: dict = {}  # type -> is a ScriptModule (the check is slow through its metaclass)
 
 
 def _region_kind(mod) -> str | None:
-    """Modules whose forward runs compiled code that must not call Python markers."""
-    if isinstance(mod, torch.jit.ScriptModule):
-        return "scripted"
-    if type(mod).__name__ == "OptimizedModule" and hasattr(mod, "_orig_mod"):
-        return "compiled"
-    if getattr(mod, "_compiled_call_impl", None) is not None:  # nn.Module.compile() in place
+    """Modules whose forward runs compiled code that must not call Python markers.
+    Reads the instance dict directly: nn.Module.__getattr__ on a missing name raises."""
+    d = mod.__dict__
+    if d.get("_compiled_call_impl") is not None:  # nn.Module.compile() in place
         return "compiled in place"
-    return None
+    t = type(mod)
+    if t.__name__ == "OptimizedModule" and "_orig_mod" in d.get("_modules", ()):
+        return "compiled"
+    scripted = _SCRIPTED.get(t)
+    if scripted is None:
+        scripted = _SCRIPTED[t] = issubclass(t, _SCRIPT_TYPES)
+    return "scripted" if scripted else None
 
 
 def module_index(model: torch.nn.Module) -> ModuleIndex:
@@ -89,15 +98,17 @@ def module_index(model: torch.nn.Module) -> ModuleIndex:
             stack.pop()
     # Inside a compiled or scripted region, submodules are called by compiled code (a
     # marker there would break the graph, or never run): the region is one opaque row.
+    regions = [_region_kind(mod) for mod in mods]
     opaque = [False] * len(mods)
-    for i, mod in enumerate(mods):
-        p = parent[i]
-        if p >= 0 and (opaque[p] or _region_kind(mods[p]) is not None):
-            opaque[i] = True
-        elif _region_kind(mod) == "compiled in place":
-            opaque[i] = True  # its own forward runs inside the compiled call
+    if any(regions):
+        for i in range(len(mods)):
+            p = parent[i]
+            if p >= 0 and (opaque[p] or regions[p] is not None):
+                opaque[i] = True
+            elif regions[i] == "compiled in place":
+                opaque[i] = True  # its own forward runs inside the compiled call
     return ModuleIndex(names, types, mods, np.array(parent, dtype=np.int64), np.array(depth, dtype=np.int64),
-                       opaque)
+                       opaque, regions)
 
 
 def _install_markers(mods, skip=None):
@@ -141,9 +152,10 @@ class _ModelState:
     the RNG before each pass also makes every pass compute what the user's next call
     would (dropout included)."""
 
-    def __init__(self, model):
-        with torch.no_grad():
-            self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    def __init__(self, modules):
+        with torch.no_grad():  # from the module index: no second walk over the model
+            self.buffers = [(b, b.detach().clone()) for m in modules for b in m._buffers.values()
+                            if b is not None]
         self.cpu_rng = torch.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         # torch.profiler sets this flag before it can fail to start (e.g. inside a profiled
@@ -254,11 +266,11 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         record_memory = False
         notes.append("memory not tracked: torch.profiler is active (its state holds the allocator slot)")
 
-    regions = sorted({f"{names[i] or types[i]} ({_region_kind(m)})" for i, m in enumerate(mods)
-                      if _region_kind(m) and not index.opaque[i]})
+    regions = sorted({f"{names[i] or types[i]} ({kind})" for i, kind in enumerate(index.regions)
+                      if kind and not index.opaque[i]})
     if regions:
         notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
-    state = _ModelState(model)
+    state = _ModelState(mods)
     saved = _install_markers(mods, index.opaque)
     shape_log: list = []
     failures: list = []
