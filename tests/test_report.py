@@ -55,3 +55,35 @@ def test_cli_default_job_prints_table():
     r = subprocess.run([sys.executable, "-m", "torchscope", "--iters", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "SmallResNet" in r.stdout and "Total params: 205,162" in r.stdout
+
+
+def test_backward_columns_and_round_trip(seed, tmp_path):
+    from torchscope import from_json
+
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), backward=True, warmup=0, iters=1, verbose=0)
+    text = str(s)
+    assert "Bwd self" in text and "Bwd total" in text and "Backward pass time" in text
+    path = tmp_path / "s.json"
+    s.to_json(str(path))
+    loaded = from_json(str(path))
+    assert str(loaded) == text
+
+
+def test_html_repr_escapes_and_lists_rows(seed):
+    class Weird(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_module("a<b>", torch.nn.Linear(2, 2))
+
+        def forward(self, x):
+            return getattr(self, "a<b>")(x)
+
+    html = profile_summary(Weird(), torch.randn(1, 2), verbose=0)._repr_html_()
+    assert "<table>" in html and "a&lt;b&gt;" in html and "a<b>" not in html and "Linear" in html
+
+
+def test_ops_drill_down_delegate(seed):
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), verbose=0)
+    ops = s.ops("layer1.0.conv1")
+    assert ops and sum(getattr(o, "macs", None) if not isinstance(o, dict) else o["macs"] for o in ops) == \
+        s.row("layer1.0.conv1").macs

@@ -22,6 +22,7 @@ ROW_FIELDS = (
     "fwd_time_ns", "fwd_self_time_ns", "fwd_time_min_ns", "bwd_time_ns", "bwd_self_time_ns",
     "fwd_device_time_ns", "bwd_device_time_ns",
     "mem_allocated", "mem_freed", "mem_retained", "mem_peak", "num_ops", "kernel_size",
+    "bwd_mem_allocated", "flops_per_s",
 )
 
 
@@ -191,8 +192,60 @@ class ProfileSummary:
             "peak_memory": self.peak_memory,
             "uncounted_ops": self.uncounted_ops,
             "notes": self.notes,
+            "depth": self.depth,
+            "backward_time_ns": getattr(self, "backward_time_ns", None),
+            "accumulate_grad_time_ns": getattr(self, "accumulate_grad_time_ns", None),
+            "backward_outside_modules_ns": getattr(self, "backward_outside_modules_ns", None),
+            "achieved_flops_per_s": getattr(self, "achieved_flops_per_s", None),
             "rows": rows,
         }
+
+    # Outputs (implemented in export.py / diff.py; thin delegates here)
+    def to_json(self, path=None) -> str:
+        from .export import to_json
+        return to_json(self, path)
+
+    def to_csv(self, path=None) -> str:
+        from .export import to_csv
+        return to_csv(self, path)
+
+    def to_chrome_trace(self, path=None):
+        from .export import to_chrome_trace
+        return to_chrome_trace(self, path)
+
+    def ops(self, module_name: str, include_children: bool = False) -> list:
+        """Op drill-down for one module: ops grouped by (name, input shapes) with calls, time, MACs."""
+        from .export import op_rows
+        return op_rows(self, module_name, include_children=include_children)
+
+    @staticmethod
+    def from_json(path_or_str) -> "ProfileSummary":
+        from .export import from_json
+        return from_json(path_or_str)
+
+    def diff(self, baseline, **thresholds):
+        """Compare against a baseline summary (or its JSON); see torchscope.diff."""
+        from .diff import diff
+        return diff(baseline, self, **thresholds)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the summary as an HTML table (the object is its own cell value)."""
+        import html
+
+        cols = ["Layer", "Type", "Output Shape", "Params", "MACs", "Self CPU", "CPU total", "Mem alloc", "Ops"]
+        out = ["<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr></thead><tbody>"]
+        for r in self.rows:
+            if self.depth is not None and r.depth > self.depth:
+                continue
+            cells = ["&nbsp;" * 4 * r.depth + html.escape(r.name), html.escape(r.type),
+                     html.escape(fmt_shape(r.output_shapes)), fmt_count(r.params), fmt_count(r.macs),
+                     fmt_time(r.fwd_self_time_ns), fmt_time(r.fwd_time_ns), fmt_bytes(r.mem_allocated),
+                     str(r.num_ops)]
+            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        out.append("</tbody></table>")
+        out.append(f"<p>Total params: {self.total_params:,} &middot; Total MACs: {fmt_count(self.total_macs)}"
+                   + "".join(f"<br>Note: {html.escape(n)}" for n in self.notes) + "</p>")
+        return "\n".join(out)
 
     def table(self, depth: int | None = None, ascii_only: bool | None = None) -> str:
         depth = self.depth if depth is None else depth
@@ -242,6 +295,9 @@ class ProfileSummary:
             ("Mem retained", _unique_cells(_opt(cols["mem_retained"], keep), fmt_bytes, n)),
             ("Ops", _unique_cells(cols["num_ops"][keep], str)),
         ]
+        if cols.get("bwd_time_ns") is not None:  # backward ran: its times beside the forward's
+            columns[6:6] = [("Bwd self", _unique_cells(_round3(cols["bwd_self_time_ns"][keep]), time_fmt)),
+                            ("Bwd total", _unique_cells(_round3(cols["bwd_time_ns"][keep]), time_fmt))]
         padded = []
         for j, (title, (uniq, inv)) in enumerate(columns):
             w = max([len(title)] + [len(c) for c in uniq.tolist()])
@@ -266,6 +322,11 @@ class ProfileSummary:
         if self.total_time_ns is not None:
             lines.append(f"Forward pass time: {time_fmt(self.total_time_ns)} "
                          f"(median of {self.meta.get('iters', 1)}, {self.device})")
+        bwd = getattr(self, "backward_time_ns", None)
+        if bwd is not None:
+            lines.append(f"Backward pass time: {time_fmt(bwd)} (AccumulateGrad "
+                         f"{time_fmt(getattr(self, 'accumulate_grad_time_ns', None))}, outside modules "
+                         f"{time_fmt(getattr(self, 'backward_outside_modules_ns', None))})")
         if self.peak_memory is not None:
             lines.append(f"Peak memory during forward: {fmt_bytes(self.peak_memory)}")
         if rep.any():
