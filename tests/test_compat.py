@@ -141,3 +141,12 @@ def test_bad_arguments_name_the_argument():
         summary(m, input_size=(2, 4), style="fancy", verbose=0)
     with pytest.raises(ValueError, match="needs input_size"):
         summary(m, verbose=0)
+
+
+def test_float_sizes_for_an_embedding_model_hint_dtypes():
+    from torchscope import ProfileError
+
+    emb = nn.Sequential(nn.Embedding(10, 4))
+    with pytest.raises(ProfileError, match=r"dtypes=\[torch.long\]") as ei:
+        summary(emb, input_size=(2, 3), verbose=0)
+    assert "Embedding" in str(ei.value)

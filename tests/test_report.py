@@ -87,3 +87,31 @@ def test_ops_drill_down_delegate(seed):
     ops = s.ops("layer1.0.conv1")
     assert ops and sum(getattr(o, "macs", None) if not isinstance(o, dict) else o["macs"] for o in ops) == \
         s.row("layer1.0.conv1").macs
+
+
+def test_table_options_sort_top_columns_width(seed):
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), verbose=0)
+    top = s.table(sort="macs", top=3).splitlines()
+    body = top[3:6]
+    macs = [r.macs for r in sorted(s.rows, key=lambda r: -r.macs)[:3]]
+    assert body[0].startswith("SmallResNet") and len(macs) == 3
+    assert s.table(sort="params", top=2).count("(") >= 2
+    cols = s.table(columns=["params", "kernel_size", "buffers"], depth=1)
+    assert "Kernel" in cols and "Buffers" in cols and "Self CPU" not in cols and "[3, 3]" in cols
+    narrow = s.table(max_width=70, depth=1)
+    assert "Columns hidden to fit 70" in narrow
+    assert max(len(l) for l in narrow.splitlines()[:12]) <= 70
+    import pytest
+    with pytest.raises(ValueError, match="unknown table column"):
+        s.table(columns=["nope"])
+    with pytest.raises(ValueError, match="sort"):
+        s.table(sort="nope")
+
+
+def test_metadata_and_bytes_by_dtype(seed):
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), verbose=0)
+    meta = s.to_dict()["meta"]
+    assert meta["dtype"] == "float32" and meta["batch_size"] == 2 and meta["iters"] == 3 and meta["date"]
+    assert s.param_bytes_by_dtype == {"float32": 205162 * 4}
+    assert s.row("stem.1").buffers == 32 + 32 + 1          # running mean, var, num_batches_tracked
+    assert "Params size: 801.41 KiB float32" in str(s)

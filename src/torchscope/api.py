@@ -238,6 +238,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         "mem_peak": mem["peak"] if mem else None,
         "num_ops": att.num_ops,
         "kernel_size": [_kernel_size(trace.index.modules[m]) for m in mlist],
+        "buffers": _buffer_counts(trace.index)[module],
         "bwd_mem_allocated": att.bwd_mem_allocated,
         # achieved FLOP/s of the forward: counted FLOPs over measured time (children included)
         "flops_per_s": np.where(att.fwd_time_ns > 0, 2 * macs / np.maximum(att.fwd_time_ns, 1) * 1e9, 0.0),
@@ -259,7 +260,9 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         columns=cols, total_params=total_params, trainable_params=total_trainable,
         total_macs=total_macs, uncounted_ops=uncounted, total_time_ns=att.total_time_ns,
         device=str(run_device), peak_memory=att.peak_memory,
-        meta=run_meta(str(run_device), trace.iters, warmup, fmt_shape(_json_inputs(inputs))),
+        meta=dict(run_meta(str(run_device), trace.iters, warmup, fmt_shape(_json_inputs(inputs))),
+                  dtype=str(_input_dtype(inputs)).replace("torch.", ""), batch_size=_batch_size(inputs),
+                  device_name=_device_name(run_device)),
         notes=notes, depth=depth, output=trace.output, **sizes,
     )
     for k, v in backward_times.items():  # None when backward was not run
@@ -279,6 +282,29 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     return summary
 
 
+def _batch_size(inputs) -> int | None:
+    """First dimension of the first tensor input (the usual batch dimension)."""
+    stack = [inputs]
+    while stack:
+        o = stack.pop(0)
+        if isinstance(o, torch.Tensor):
+            return int(o.shape[0]) if o.dim() else None
+        if isinstance(o, (tuple, list)):
+            stack.extend(o)
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+    return None
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        import platform
+        return platform.processor() or platform.machine()
+    return str(device)
+
+
 def _input_dtype(inputs) -> torch.dtype:
     """dtype of the first floating input tensor (what the model computes in), else float32."""
     stack = [inputs]
@@ -294,6 +320,13 @@ def _input_dtype(inputs) -> torch.dtype:
     return torch.float32
 
 
+def _buffer_counts(index) -> np.ndarray:
+    """Per module: elements in its buffers, children included (non-trainable state, e.g. running stats)."""
+    own = np.array([sum(b.numel() for b in m._buffers.values() if b is not None) for m in index.modules],
+                   dtype=np.int64)
+    return _attribute.subtree_sum(own, index.parent, index.depth)
+
+
 def _kernel_size(module):
     k = module.__dict__.get("kernel_size")  # getattr would raise inside nn.Module.__getattr__ when absent
     if isinstance(k, int):
@@ -302,18 +335,22 @@ def _kernel_size(module):
 
 
 def _byte_sizes(modules, inputs) -> dict:
-    """Bytes of the unique parameters, the buffers and the input tensors (from the module index)."""
-    seen, params, buffers = set(), 0, 0
+    """Bytes of the unique parameters (also by dtype), the buffers and the input tensors."""
+    seen, params, buffers, by_dtype = set(), 0, 0, {}
     for m in modules:
         for p in m._parameters.values():
             if p is not None and id(p) not in seen:
                 seen.add(id(p))
-                params += p.numel() * p.element_size()
+                nbytes = p.numel() * p.element_size()
+                params += nbytes
+                key = str(p.dtype).replace("torch.", "")
+                by_dtype[key] = by_dtype.get(key, 0) + nbytes
         for b in m._buffers.values():
             if b is not None and id(b) not in seen:
                 seen.add(id(b))
                 buffers += b.numel() * b.element_size()
-    return {"param_bytes": params, "buffer_bytes": buffers, "input_bytes": _tensor_bytes(inputs)}
+    return {"param_bytes": params, "buffer_bytes": buffers, "input_bytes": _tensor_bytes(inputs),
+            "param_bytes_by_dtype": by_dtype}
 
 
 def _tensor_bytes(obj) -> int:

@@ -154,6 +154,10 @@ def summary(model: torch.nn.Module, *args: Any, input_size=None, input_data=None
             except ProfileError as e:
                 last_error = e
         if s is None:
+            msg = str(last_error)
+            if input_size is not None and dtypes is None and ("Long" in msg or "indices" in msg):
+                raise ProfileError(f"{msg}\nhint: inputs made from input_size are float32; pass "
+                                   "dtypes=[torch.long] for models whose input is token indices") from last_error
             raise last_error
         training = {(n or type(model).__name__): m.training for n, m in model.named_modules()}
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import sys
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ ROW_FIELDS = (
     "fwd_time_ns", "fwd_self_time_ns", "fwd_time_min_ns", "bwd_time_ns", "bwd_self_time_ns",
     "fwd_device_time_ns", "bwd_device_time_ns",
     "mem_allocated", "mem_freed", "mem_retained", "mem_peak", "num_ops", "kernel_size",
-    "bwd_mem_allocated", "flops_per_s",
+    "bwd_mem_allocated", "flops_per_s", "buffers",
 )
 
 
@@ -90,6 +91,19 @@ def fmt_shape(s) -> str:
     return "-"
 
 
+# Table column keys -> titles; DEFAULT_COLUMNS is what str(summary) shows.
+TABLE_COLUMNS = {
+    "output_shape": "Output Shape", "input_shape": "Input Shape", "params": "Params", "macs": "MACs",
+    "self_cpu": "Self CPU", "cpu_total": "CPU total", "bwd_self": "Bwd self", "bwd_total": "Bwd total",
+    "mem_alloc": "Mem alloc", "mem_retained": "Mem retained", "mem_peak": "Mem peak", "bwd_mem": "Bwd mem",
+    "flops_per_s": "FLOP/s", "buffers": "Buffers", "kernel_size": "Kernel", "ops": "Ops",
+}
+DEFAULT_COLUMNS = ("output_shape", "params", "macs", "self_cpu", "cpu_total", "mem_alloc", "mem_retained", "ops")
+_SORT_FIELDS = {"params": "params", "macs": "macs", "self_cpu": "fwd_self_time_ns", "cpu_total": "fwd_time_ns",
+                "bwd_self": "bwd_self_time_ns", "bwd_total": "bwd_time_ns", "mem_alloc": "mem_allocated",
+                "mem_retained": "mem_retained", "mem_peak": "mem_peak", "ops": "num_ops"}
+
+
 def _round3(a: np.ndarray) -> np.ndarray:
     """Round to 3 significant digits (what the table shows), so equal cells format once."""
     a = np.asarray(a, dtype=np.float64)
@@ -131,7 +145,7 @@ class ProfileSummary:
                  total_macs: int, uncounted_ops: dict, total_time_ns: float | None,
                  device: str, peak_memory: int | None, meta: dict, notes: list,
                  depth: int | None = None, output: Any = None, param_bytes: int = 0,
-                 buffer_bytes: int = 0, input_bytes: int = 0):
+                 buffer_bytes: int = 0, input_bytes: int = 0, param_bytes_by_dtype: dict | None = None):
         self._cols = columns
         self._rows = None
         self._tables = {}
@@ -150,6 +164,7 @@ class ProfileSummary:
         self.param_bytes = int(param_bytes)      # unique parameters
         self.buffer_bytes = int(buffer_bytes)
         self.input_bytes = int(input_bytes)
+        self.param_bytes_by_dtype = dict(param_bytes_by_dtype or {})
 
     # ------------------------------------------------------------------ rows
     def __len__(self):
@@ -193,6 +208,10 @@ class ProfileSummary:
             "uncounted_ops": self.uncounted_ops,
             "notes": self.notes,
             "depth": self.depth,
+            "param_bytes": self.param_bytes,
+            "buffer_bytes": self.buffer_bytes,
+            "input_bytes": self.input_bytes,
+            "param_bytes_by_dtype": self.param_bytes_by_dtype,
             "backward_time_ns": getattr(self, "backward_time_ns", None),
             "accumulate_grad_time_ns": getattr(self, "accumulate_grad_time_ns", None),
             "backward_outside_modules_ns": getattr(self, "backward_outside_modules_ns", None),
@@ -247,63 +266,121 @@ class ProfileSummary:
                    + "".join(f"<br>Note: {html.escape(n)}" for n in self.notes) + "</p>")
         return "\n".join(out)
 
-    def table(self, depth: int | None = None, ascii_only: bool | None = None) -> str:
+    def table(self, depth: int | None = None, ascii_only: bool | None = None, columns=None,
+              sort: str | None = None, top: int | None = None, max_width: int | None = None) -> str:
+        """The summary table.
+
+        columns: keys of TABLE_COLUMNS to show (default: DEFAULT_COLUMNS, plus backward times when a
+        backward pass ran). sort: a column key; rows become a flat list sorted by it, largest first.
+        top: keep the first N rows. max_width: drop right-most columns until the table fits (default:
+        the terminal's width when printing to a terminal, else unlimited); the table says which.
+        """
         depth = self.depth if depth is None else depth
         if ascii_only is None:
             ascii_only = os.environ.get("TORCHSCOPE_ASCII") == "1"
-        key = (depth, ascii_only)
+        if max_width is None and sys.stdout.isatty():
+            max_width = shutil.get_terminal_size((200, 24)).columns
+        cols_key = tuple(columns) if columns is not None else None
+        key = (depth, ascii_only, cols_key, sort, top, max_width)
         if key not in self._tables:
-            self._tables[key] = self._render(depth, ascii_only)
+            self._tables[key] = self._render(depth, ascii_only, cols_key, sort, top, max_width)
         return self._tables[key]
 
-    def _render(self, depth, ascii_only) -> str:
+    def _render(self, depth, ascii_only, columns=None, sort=None, top=None, max_width=None) -> str:
         cols = self._cols
         d = cols["depth"]
         keep = np.nonzero(d <= depth)[0] if depth is not None else np.arange(len(d))
+        if sort is not None:
+            if sort not in _SORT_FIELDS:
+                raise ValueError(f"sort={sort!r}: choose one of {', '.join(_SORT_FIELDS)}")
+            vals = cols.get(_SORT_FIELDS[sort])
+            if vals is None:
+                raise ValueError(f"sort={sort!r}: that column was not measured in this run")
+            vals = np.asarray(vals, dtype=np.float64)[keep]
+            keep = keep[np.argsort(-vals, kind="stable")]
+        if top is not None:
+            keep = keep[:top]
         rep = np.asarray(cols["repeat"], dtype=bool)[keep]
         names, types = cols["name"], cols["type"]
         dl = d[keep].tolist()
+        flat = sort is not None
         labels = []
         for i, k in enumerate(keep.tolist()):
-            short = names[k].rpartition(".")[2] if dl[i] else names[k]
-            labels.append(f"{'  ' * dl[i]}{short} ({types[k]}){' *' if rep[i] else ''}")
-        outs = cols["output_shapes"]
-        shape_cache = {}
-        shapes = []
-        for k in keep.tolist():
-            o = outs[k]
-            try:
-                t = shape_cache.get(o)
-                if t is None:
-                    t = shape_cache[o] = fmt_shape(o)
-            except TypeError:  # unhashable (dict outputs)
-                t = fmt_shape(o)
-            shapes.append(t)
-        params = _unique_cells(cols["params"][keep], fmt_count)
-        if rep.any():
-            params = (np.append(params[0], "(shared)"), np.where(rep, len(params[0]), params[1]))
+            short = names[k] if flat else (names[k].rpartition(".")[2] if dl[i] else names[k])
+            indent = "" if flat else "  " * dl[i]
+            labels.append(f"{indent}{short} ({types[k]}){' *' if rep[i] else ''}")
         time_fmt = (lambda v: fmt_time(v, True)) if ascii_only else fmt_time
         n = len(keep)
-        columns = [
-            ("Layer (type)", _as_cells(labels)),
-            ("Output Shape", _as_cells(shapes)),
-            ("Params", params),
-            ("MACs", _unique_cells(cols["macs"][keep], fmt_count)),
-            ("Self CPU", _unique_cells(_round3(cols["fwd_self_time_ns"][keep]), time_fmt)),
-            ("CPU total", _unique_cells(_round3(cols["fwd_time_ns"][keep]), time_fmt)),
-            ("Mem alloc", _unique_cells(_opt(cols["mem_allocated"], keep), fmt_bytes, n)),
-            ("Mem retained", _unique_cells(_opt(cols["mem_retained"], keep), fmt_bytes, n)),
-            ("Ops", _unique_cells(cols["num_ops"][keep], str)),
-        ]
-        if cols.get("bwd_time_ns") is not None:  # backward ran: its times beside the forward's
-            columns[6:6] = [("Bwd self", _unique_cells(_round3(cols["bwd_self_time_ns"][keep]), time_fmt)),
-                            ("Bwd total", _unique_cells(_round3(cols["bwd_time_ns"][keep]), time_fmt))]
+        if columns is None:
+            columns = list(DEFAULT_COLUMNS)
+            if cols.get("bwd_time_ns") is not None:  # backward ran: its times beside the forward's
+                columns[5:5] = ["bwd_self", "bwd_total"]
+        columns = list(columns)
+        unknown = [c for c in columns if c not in TABLE_COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown table column(s) {unknown}; choose from {', '.join(TABLE_COLUMNS)}")
+
+        def shapes_of(field):
+            cache, out = {}, []
+            src = cols[field]
+            for k in keep.tolist():
+                o = src[k]
+                if field == "input_shapes" and isinstance(o, tuple) and len(o) == 1:
+                    o = o[0]
+                try:
+                    t = cache.get(o)
+                    if t is None:
+                        t = cache[o] = fmt_shape(o)
+                except TypeError:  # unhashable (dict outputs)
+                    t = fmt_shape(o)
+                out.append(t)
+            return _as_cells(out)
+
+        def params_cells():
+            p = _unique_cells(cols["params"][keep], fmt_count)
+            if rep.any():
+                p = (np.append(p[0], "(shared)"), np.where(rep, len(p[0]), p[1]))
+            return p
+
+        def numbers(field, fmt, round3=False):
+            v = cols.get(field)
+            if v is None:
+                return _unique_cells(None, fmt, n)
+            v = np.asarray(v)[keep]
+            return _unique_cells(_round3(v) if round3 else v, fmt, n)
+
+        kernel = cols.get("kernel_size")
+        builders = {
+            "output_shape": lambda: shapes_of("output_shapes"),
+            "input_shape": lambda: shapes_of("input_shapes"),
+            "params": params_cells,
+            "macs": lambda: numbers("macs", fmt_count),
+            "self_cpu": lambda: numbers("fwd_self_time_ns", time_fmt, True),
+            "cpu_total": lambda: numbers("fwd_time_ns", time_fmt, True),
+            "bwd_self": lambda: numbers("bwd_self_time_ns", time_fmt, True),
+            "bwd_total": lambda: numbers("bwd_time_ns", time_fmt, True),
+            "mem_alloc": lambda: numbers("mem_allocated", fmt_bytes),
+            "mem_retained": lambda: numbers("mem_retained", fmt_bytes),
+            "mem_peak": lambda: numbers("mem_peak", fmt_bytes),
+            "bwd_mem": lambda: numbers("bwd_mem_allocated", fmt_bytes),
+            "flops_per_s": lambda: numbers("flops_per_s", lambda v: fmt_count(v) + "FLOP/s" if v else "-", True),
+            "buffers": lambda: numbers("buffers", fmt_count),
+            "kernel_size": lambda: _as_cells([str(list(kernel[k])) if kernel is not None and kernel[k] else "-"
+                                              for k in keep.tolist()]),
+            "ops": lambda: numbers("num_ops", str),
+        }
+        columns = [("Layer (type)", _as_cells(labels))] + [(TABLE_COLUMNS[c], builders[c]()) for c in columns]
         padded = []
         for j, (title, (uniq, inv)) in enumerate(columns):
             w = max([len(title)] + [len(c) for c in uniq.tolist()])
             just = str.ljust if j == 0 else str.rjust
             padded_uniq = np.array([just(c, w) for c in uniq.tolist()], dtype=object)
             padded.append([just(title, w)] + padded_uniq[inv].tolist())
+        hidden = []
+        if max_width:
+            while len(padded) > 2 and sum(len(c[0]) for c in padded) + 2 * (len(padded) - 1) > max_width:
+                padded.pop()
+                hidden.append(columns.pop()[0])
         body = ["  ".join(r) for r in zip(*padded)]
         width = len(body[0]) if body else 80
         rule = ("=" if ascii_only else "═") * width
@@ -314,6 +391,10 @@ class ProfileSummary:
         lines.append(f"Total params: {self.total_params:,}")
         lines.append(f"Trainable params: {self.trainable_params:,}")
         lines.append(f"Non-trainable params: {self.total_params - self.trainable_params:,}")
+        if self.param_bytes_by_dtype:
+            lines.append("Params size: " + ", ".join(f"{fmt_bytes(v)} {k}" for k, v in
+                                                     sorted(self.param_bytes_by_dtype.items()))
+                         + (f"; buffers {fmt_bytes(self.buffer_bytes)}" if self.buffer_bytes else ""))
         lines.append(f"Total MACs: {fmt_count(self.total_macs)}   (FLOPs: {fmt_count(self.total_flops)})")
         real_uncounted = {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
         if real_uncounted:
@@ -331,6 +412,8 @@ class ProfileSummary:
             lines.append(f"Peak memory during forward: {fmt_bytes(self.peak_memory)}")
         if rep.any():
             lines.append("* module called more than once: its params are counted at the first call")
+        if hidden:
+            lines.append(f"Columns hidden to fit {max_width} characters: {', '.join(reversed(hidden))}")
         for note in self.notes:
             lines.append(f"Note: {note}")
         lines.append(rule)
