@@ -134,3 +134,18 @@ def test_factory_returning_model_and_example(capsys):
     # a callable returning (model, example input) needs no --input-size
     assert cli.main(["torchscope.models:default_model", "--iters", "1", "--warmup", "0"]) == 0
     assert "Total params: 205,162" in capsys.readouterr().out
+
+
+def test_cli_table_options_sort_top_columns():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "torchscope", "--iters", "1", "--sort", "macs", "--top", "3",
+                        "--columns", "params,macs"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    header = next(l for l in lines if l.startswith("Layer (type)"))
+    assert "MACs" in header and "Self CPU" not in header
+    body = lines[lines.index(header) + 2:lines.index(header) + 5]
+    assert body[0].startswith("SmallResNet (SmallResNet)")  # the root has the most MACs
+    assert not lines[lines.index(header) + 5].startswith(" ")   # exactly 3 rows, then the rule

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from torchscope import ProfileSummary, profile_summary
@@ -57,6 +58,7 @@ def test_cli_default_job_prints_table():
     assert "SmallResNet" in r.stdout and "Total params: 205,162" in r.stdout
 
 
+@pytest.mark.native
 def test_backward_columns_and_round_trip(seed, tmp_path):
     from torchscope import from_json
 

@@ -65,6 +65,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot-weights", metavar="PNG", help="save per-layer weight histograms (needs matplotlib)")
     p.add_argument("--seed", type=int, default=0, help="torch.manual_seed before building the model (default 0)")
     p.add_argument("--ascii", action="store_true", help="ASCII-only table")
+    p.add_argument("--columns", metavar="A,B,...", default=None,
+                   help="table columns (keys: " + ", ".join(_table_columns()) + ")")
+    p.add_argument("--sort", metavar="COLUMN", default=None, help="flat list sorted by a column, largest first")
+    p.add_argument("--top", type=int, default=None, help="keep the first N rows")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -232,6 +236,11 @@ def _one_line(e: BaseException) -> str:
 
 
 # ------------------------------------------------------------------------ main
+def _table_columns():
+    from torchscope.report import TABLE_COLUMNS
+    return list(TABLE_COLUMNS)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "diff":
@@ -327,7 +336,8 @@ def _profile_cmd(args) -> int:
           f"{shown[0] if len(shown) == 1 else shown}")
     s = torchscope.profile_summary(model, inputs, device=device, backward=args.backward, depth=args.depth,
                                    warmup=args.warmup, iters=args.iters, verbose=0)
-    print(s.table(ascii_only=args.ascii or None))
+    print(s.table(ascii_only=args.ascii or None, sort=args.sort, top=args.top,
+                  columns=args.columns.split(",") if args.columns else None))
     for name in args.ops or []:
         print()
         print(export.format_op_rows(export.op_rows(s, name), title=f"Ops of {name} (iteration 0, forward):",
