@@ -150,3 +150,21 @@ def test_float_sizes_for_an_embedding_model_hint_dtypes():
     with pytest.raises(ProfileError, match=r"dtypes=\[torch.long\]") as ei:
         summary(emb, input_size=(2, 3), verbose=0)
     assert "Embedding" in str(ei.value)
+
+
+def test_hide_recursive_layers_nested_input_data_and_device():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, pair):
+            x, y = pair
+            return self.lin(self.lin(x)) + y
+
+    m = Shared()
+    x, y = torch.randn(2, 4), torch.randn(2, 4)
+    shown = str(summary(m, input_data=[(x, y)], device="cpu", verbose=0))
+    assert "(recursive)" in shown
+    hidden = str(summary(m, input_data=[(x, y)], row_settings=("hide_recursive_layers",), verbose=0))
+    assert "(recursive)" not in hidden and hidden.count("Linear") == 1

@@ -103,3 +103,23 @@ def test_plot_weights_without_matplotlib_says_what_to_install(monkeypatch, tmp_p
         weights.plot_weights(known_linear(), tmp_path / "w.png")
     assert not (tmp_path / "w.png").exists()
     assert weights.weight_stats(known_linear())  # the statistics never need matplotlib
+
+
+def test_weight_statistics_as_table_columns():
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from torchscope import profile_summary
+
+    lin = nn.Linear(2, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 0.0], [3.0, 0.0]]))
+        lin.bias.copy_(torch.tensor([0.0, 2.0]))
+    m = nn.Sequential(lin, nn.ReLU())
+    s = profile_summary(m, torch.randn(1, 2), weight_stats=True, verbose=0)
+    row = s.row("0")
+    assert row.w_mean == 1.0 and row.w_max == 3.0 and row.w_min == 0.0 and row.w_zeros == 0.5
+    assert np.isnan(s.row("1").w_mean)                      # ReLU has no parameters
+    text = s.table(columns=["params", "w_mean", "w_std", "w_zeros"])
+    assert "W mean" in text and "W zeros" in text and "0.5" in text

@@ -136,7 +136,8 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
                     backward: bool = False, loss_fn=None, depth: int | None = None, warmup: int = 1,
                     iters: int = 3, record_shapes: bool = True, record_memory: bool = True,
                     keep_output: bool = False, progress: bool | None = None,
-                    peak_flops: float | None = None, verbose: int = 1) -> ProfileSummary:
+                    peak_flops: float | None = None, weight_stats: bool = False,
+                    verbose: int = 1) -> ProfileSummary:
     """Profile one model call and return (and, with verbose=1, print) its summary table.
 
     inputs: a tensor (one positional input), a tuple/list (positional inputs)
@@ -186,6 +187,8 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
         if original_device is not None:
             model.to(original_device)
     summary = _build(trace, run_device, depth, warmup, inputs, peak_flops)
+    if weight_stats:
+        _add_weight_columns(summary, model)
     if verbose:
         print(summary)
     return summary
@@ -318,6 +321,21 @@ def _input_dtype(inputs) -> torch.dtype:
         elif isinstance(o, dict):
             stack.extend(o.values())
     return torch.float32
+
+
+def _add_weight_columns(summary, model):
+    """Per-row statistics of the module's own parameters (seed 004: weight distributions)."""
+    from .weights import weight_stats
+
+    by_name = {w.name: w for w in weight_stats(model)}
+    names = [n if i else "" for i, n in enumerate(summary._cols["name"])]  # the root row is named after its type
+    for field, attr in (("w_mean", "mean"), ("w_std", "std"), ("w_min", "min"), ("w_max", "max"),
+                        ("w_zeros", "zero_fraction")):
+        vals = [getattr(by_name[n], attr) if n in by_name and getattr(by_name[n], attr) is not None
+                else np.nan for n in names]
+        summary._cols[field] = np.array(vals, dtype=np.float64)
+    summary._rows = None
+    summary._tables.clear()
 
 
 def _buffer_counts(index) -> np.ndarray:

@@ -117,7 +117,10 @@ def summary(model: torch.nn.Module, *args: Any, input_size=None, input_data=None
     notes = []
     show_batch = None
     if input_data is not None or tensors:
-        data = input_data if input_data is not None else (tensors[0] if len(tensors) == 1 else tuple(tensors))
+        if input_data is not None:  # torchinfo: each element of a list/tuple is one positional input
+            data = tuple(input_data) if isinstance(input_data, (list, tuple)) else input_data
+        else:
+            data = tensors[0] if len(tensors) == 1 else tuple(tensors)
         attempts = [(data, None)]
     elif input_size is not None:
         sizes = _sizes(input_size)
@@ -143,6 +146,7 @@ def summary(model: torch.nn.Module, *args: Any, input_size=None, input_data=None
         last_error = None
         s = None
         for data, note in attempts:
+            # made from sizes: a list of tensors, one per input
             inputs = data if not isinstance(data, list) else (data[0] if len(data) == 1 else tuple(data))
             try:
                 s = profile_summary(model, inputs, device=device, verbose=0,

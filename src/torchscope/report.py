@@ -23,7 +23,7 @@ ROW_FIELDS = (
     "fwd_time_ns", "fwd_self_time_ns", "fwd_time_min_ns", "bwd_time_ns", "bwd_self_time_ns",
     "fwd_device_time_ns", "bwd_device_time_ns",
     "mem_allocated", "mem_freed", "mem_retained", "mem_peak", "num_ops", "kernel_size",
-    "bwd_mem_allocated", "flops_per_s", "buffers",
+    "bwd_mem_allocated", "flops_per_s", "buffers", "w_mean", "w_std", "w_min", "w_max", "w_zeros",
 )
 
 
@@ -97,6 +97,7 @@ TABLE_COLUMNS = {
     "self_cpu": "Self CPU", "cpu_total": "CPU total", "bwd_self": "Bwd self", "bwd_total": "Bwd total",
     "mem_alloc": "Mem alloc", "mem_retained": "Mem retained", "mem_peak": "Mem peak", "bwd_mem": "Bwd mem",
     "flops_per_s": "FLOP/s", "buffers": "Buffers", "kernel_size": "Kernel", "ops": "Ops",
+    "w_mean": "W mean", "w_std": "W std", "w_min": "W min", "w_max": "W max", "w_zeros": "W zeros",
 }
 DEFAULT_COLUMNS = ("output_shape", "params", "macs", "self_cpu", "cpu_total", "mem_alloc", "mem_retained", "ops")
 _SORT_FIELDS = {"params": "params", "macs": "macs", "self_cpu": "fwd_self_time_ns", "cpu_total": "fwd_time_ns",
@@ -369,6 +370,8 @@ class ProfileSummary:
                                               for k in keep.tolist()]),
             "ops": lambda: numbers("num_ops", str),
         }
+        for wkey in ("w_mean", "w_std", "w_min", "w_max", "w_zeros"):  # profile_summary(weight_stats=True)
+            builders[wkey] = (lambda f: lambda: numbers(f, lambda v: "-" if v != v else f"{v:.4g}"))(wkey)
         columns = [("Layer (type)", _as_cells(labels))] + [(TABLE_COLUMNS[c], builders[c]()) for c in columns]
         padded = []
         for j, (title, (uniq, inv)) in enumerate(columns):
