@@ -546,9 +546,16 @@ def test_attention_forward_kernels_dense_and_varlen():
     eff = [meta(*q), meta(*k), meta(*v), None, None, None, None, None, 0.0, 0, False, None]
     assert count.MAC_FORMULAS["aten::_efficient_attention_forward"](eff) == 2 * 8 * 100 * 120 * (64 + 32)
     mq = torch.empty(q, device="meta")
-    assert 2 * count.MAC_FORMULAS["aten::_flash_attention_forward"](dense) == flop_registry[
-        torch.ops.aten._flash_attention_forward](mq, torch.empty(k, device="meta"), torch.empty(v, device="meta"),
-                                                 None, None, 100, 120)
+    # Cross-check with torch's own registry where it reads this [B, L, H, E] layout (torch 2.14);
+    # torch 2.13's registry asserts on it (it checks heads on the wrong axis), so there the
+    # hand-computed values above are the check.
+    try:
+        theirs = flop_registry[torch.ops.aten._flash_attention_forward](
+            mq, torch.empty(k, device="meta"), torch.empty(v, device="meta"), None, None, 100, 120)
+    except AssertionError:
+        theirs = None
+    if theirs is not None:
+        assert 2 * count.MAC_FORMULAS["aten::_flash_attention_forward"](dense) == theirs
     # variable-length batches: per-sequence lengths are not recorded, so no guess is made
     varlen = [meta(200, 8, 64), meta(240, 8, 64), meta(240, 8, 32), meta(3), meta(3), 100, 120]
     assert count.MAC_FORMULAS["aten::_flash_attention_forward"](varlen) is None
