@@ -1,170 +1,426 @@
-"""torchscope.summary(): the call forms of torchsummary, torchinfo and pytorch-model-summary."""
+"""torchscope.summary(): the call forms of torchsummary, torchinfo and pytorch-model-summary (as the
+seed tutorials use them), the layouts, and the errors for bad arguments."""
+import warnings
+
 import pytest
 import torch
 from torch import nn
 
-from torchscope import summary
-from torchscope.models import SmallResNet
+from conftest import model_state
+from torchscope import ProfileError, ProfileSummary, summary
 
 
-def mlp():
+class SimpleModel(nn.Module):  # the torchsummary tutorial's CNN (268,650 params, computed there by hand)
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, kernel_size=3, stride=1, padding=1)
+        self.fc1 = nn.Linear(32 * 8 * 8, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = x.view(x.size(0), -1)
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class MultiInput(nn.Module):  # the "multiple inputs" tutorial model: one Sequential used twice
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 1, kernel_size=3, stride=1, padding=1), nn.ReLU())
+
+    def forward(self, y, z):
+        return self.features(y), self.features(z)
+
+
+class AutoEncoder(nn.Module):  # the Lightning tutorial's model (decoder unused in forward)
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(28 * 28, 128), nn.ReLU(), nn.Linear(128, 3))
+        self.decoder = nn.Sequential(nn.Linear(3, 128), nn.ReLU(), nn.Linear(128, 28 * 28))
+
+    def forward(self, m):
+        return self.encoder(m)
+
+
+class Emb(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.head = nn.Embedding(50, 8), nn.Linear(8, 2)
+
+    def forward(self, idx):
+        return self.head(self.emb(idx))
+
+
+def mlp():  # the iris MLP of the model.eval() tutorial
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 3))
 
 
-class TwoInputs(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = nn.Conv2d(1, 4, 3), nn.Conv2d(1, 4, 3)
-
-    def forward(self, x, y):
-        return self.a(x).flatten(1).sum(1) + self.b(y).flatten(1).sum(1)
-
-
-def test_torchsummary_positional_size_excludes_batch(capsys):
-    s = summary(SmallResNet(), (3, 32, 32))          # a CNN: the full-shape attempt fails, retried batched
+# ----------------------------------------------------------------------- torchsummary call forms
+def test_torchsummary_size_without_batch(capsys):
+    s = summary(SimpleModel(), (3, 32, 32))
     out = capsys.readouterr().out
-    assert "Total params: 205,162" in out and "[2, 10]" in out
+    assert out.strip() == str(s).strip() and isinstance(s, ProfileSummary)
+    # the tutorial's numbers, shown with -1 for the batch like torchsummary
+    for shape, params in (("[-1, 16, 32, 32]", "448"), ("[-1, 32, 16, 16]", "4,640"),
+                          ("[-1, 128]", "262,272"), ("[-1, 10]", "1,290")):
+        line = next(ln for ln in out.splitlines() if shape in ln and ln.startswith("├─"))
+        assert line.split()[-1] == params
+    assert s.total_params == 268650 and "Total params: 268,650" in out
+    assert s.row("conv1").output_shapes == torch.Size([2, 16, 32, 32])   # really run with a batch of 2
     assert any("per-sample" in n for n in s.notes)
 
 
-def test_torchsummary_batch_size_minus_one_shows_minus_one():
+def test_torchsummary_input_size_keyword_on_an_mlp():
+    torchinfo = pytest.importorskip("torchinfo")
+    m = mlp()
+    s = summary(m, input_size=(4,), verbose=0)
+    text = str(s)
+    assert "[-1, 10]" in text and "[-1, 3]" in text
+    assert s.rows[-1].output_shapes == torch.Size([2, 3])
+    assert s.total_params == 83 == torchinfo.summary(m, input_size=(4,), verbose=0).total_params
+
+
+def test_guessing_the_batch_leaves_model_and_rng_untouched():
+    torch.manual_seed(1)
+    m = nn.Sequential(nn.Dropout(0.5), nn.Linear(4, 3))  # train mode: the dropout draws random numbers
+    before, rng = model_state(m), torch.get_rng_state()
+    s = summary(m, (4,), mode="same", verbose=0)  # started on (4,) to see the Linear's input, then run
+    assert s.rows[-1].output_shapes == torch.Size([2, 3])
+    assert model_state(m) == before and torch.equal(torch.get_rng_state(), rng)
+
+
+def test_torchsummary_batch_size_minus_one_and_given():
     s = summary(mlp(), input_size=(4,), batch_size=-1, verbose=0)
     text = str(s)
-    assert "Linear-1" in text and "[-1, 10]" in text and "[-1, 3]" in text
-    assert "Input size (MB)" in text and "Estimated" not in text and "measured" in text
-    assert s.rows[1].output_shapes == torch.Size([2, 10])  # run with a batch of 2, shown as -1
+    assert text.splitlines()[1].split() == ["Layer", "(type)", "Output", "Shape", "Param", "#"]  # its layout
+    assert "Linear-1" in text and "[-1, 10]" in text and "[2, 10]" not in text
+    assert s.rows[1].output_shapes == torch.Size([2, 10])
+    s5 = summary(mlp(), (4,), 5, "cpu", verbose=0)  # torchsummary's positional order
+    assert s5.rows[1].output_shapes == torch.Size([5, 10]) and "[5, 10]" in str(s5)
+    assert not any("per-sample" in n for n in s5.notes)  # batch_size says so: nothing guessed
 
 
-def test_several_inputs_as_sizes():
-    s = summary(TwoInputs(), [(1, 18, 18), (1, 30, 30)], batch_size=2, verbose=0)
-    assert s.row("a").output_shapes == torch.Size([2, 4, 16, 16])
-    assert s.row("b").output_shapes == torch.Size([2, 4, 28, 28])
+def test_torchsummary_several_inputs_as_a_list_of_sizes():
+    s = summary(MultiInput(), [(1, 18, 18), (1, 30, 30)], verbose=0)
+    calls = [r for r in s.rows if r.name == "features.0"]
+    assert [r.output_shapes for r in calls] == [torch.Size([2, 1, 18, 18]), torch.Size([2, 1, 30, 30])]
+    assert [r.repeat for r in calls] == [False, True]
+    text = str(s)
+    assert "([-1, 1, 18, 18], [-1, 1, 30, 30])" in text and "(recursive)" in text
+    assert s.total_params == 10  # the shared Sequential counted once (torchsummary would say 20)
+    s2 = summary(MultiInput(), [(1, 18, 18), (1, 30, 30)], batch_size=-1, verbose=0)
+    assert str(s2).count("Conv2d-") == 2 and "(shared)" in str(s2)
 
 
-def test_torchinfo_full_shapes_totals_match_torchinfo():
+def test_device_cpu_and_cuda():
+    m = mlp()
+    s = summary(m, (4,), device="cpu", verbose=0)
+    assert s.device == "cpu"
+    if torch.cuda.is_available():
+        g = summary(m, (4,), device="cuda", verbose=0)
+        assert g.device.startswith("cuda") and next(m.parameters()).device.type == "cpu"  # moved back
+    else:  # torchsummary's default device: falls back to the CPU, and says so
+        with pytest.warns(UserWarning, match="CUDA is not available"):
+            g = summary(m, (4,), device="cuda", verbose=0)
+        assert g.device == "cpu" and any("CUDA is not available" in n for n in g.notes)
+        assert "CUDA is not available" in str(g)
+    with pytest.raises(ValueError, match="device"):
+        summary(m, (4,), device="nonsense", verbose=0)
+
+
+# ----------------------------------------------------------------------- torchinfo call forms
+def test_torchinfo_full_shapes_and_totals_match_torchinfo(capsys):
     torchinfo = pytest.importorskip("torchinfo")
-    model = SmallResNet()
-    ours = summary(model, input_size=(1, 3, 32, 32), verbose=0)
-    theirs = torchinfo.summary(model, input_size=(1, 3, 32, 32), verbose=0)
-    assert ours.total_params == theirs.total_params
-    assert ours.trainable_params == theirs.trainable_params
-    # torchinfo also counts bias adds and BatchNorm as mult-adds; our convention does not (DESIGN.md)
-    assert ours.total_mult_adds < theirs.total_mult_adds
-    assert (theirs.total_mult_adds - ours.total_mult_adds) / theirs.total_mult_adds < 1e-3
-    assert "Layer (type:depth-idx)" in str(ours) and "Total mult-adds (M)" in str(ours)
+    tv = pytest.importorskip("torchvision")
+    model = tv.models.resnet18()
+    ours = summary(model, input_size=(1, 3, 64, 64))
+    out = capsys.readouterr().out
+    theirs = torchinfo.summary(model, input_size=(1, 3, 64, 64), verbose=0)
+    assert (ours.total_params, ours.trainable_params) == (theirs.total_params, theirs.trainable_params)
+    # torchinfo also counts BatchNorm/bias adds as mult-adds; torchscope counts conv/matmul MACs only
+    assert ours.total_mult_adds == ours.total_macs
+    assert 0 < theirs.total_mult_adds - ours.total_mult_adds < 0.001 * theirs.total_mult_adds
+    assert "Layer (type:depth-idx)" in out and "├─Conv2d: 1-1" in out and "[1, 64, 32, 32]" in out
+    assert "│    └─BasicBlock: 2-1" in out and "[-1" not in out  # full shapes: nothing assumed
+    assert f"Total params: {theirs.total_params:,}" in out and "Total mult-adds (M): 148.56" in out
 
 
-def test_input_size_4_unbatched_like_torchinfo():
-    s = summary(mlp(), input_size=(4,), verbose=0)
-    assert s.rows[-1].output_shapes == torch.Size([3])
+def test_torchinfo_list_of_sizes_is_several_inputs():
+    s = summary(MultiInput(), input_size=[(1, 1, 8, 8), (1, 1, 9, 9)], verbose=0)
+    assert [r.output_shapes for r in s.rows if r.name == "features.0"] == \
+        [torch.Size([1, 1, 8, 8]), torch.Size([1, 1, 9, 9])]
 
 
-def test_input_data_forms():
-    m = TwoInputs()
+def test_input_data_tensor_list_dict_nested_and_forward_kwargs():
+    m = MultiInput()
     x, y = torch.randn(1, 1, 8, 8), torch.randn(1, 1, 9, 9)
-    assert summary(m, input_data=[x, y], verbose=0).row("b").output_shapes == torch.Size([1, 4, 7, 7])
-    assert summary(m, input_data={"x": x, "y": y}, verbose=0).row("a").output_shapes == torch.Size([1, 4, 6, 6])
+    assert summary(m, input_data=[x, y], verbose=0).rows[-1].output_shapes == torch.Size([1, 1, 9, 9])
+    assert summary(m, input_data={"y": x, "z": y}, verbose=0).rows[1].output_shapes == torch.Size([1, 1, 8, 8])
     assert summary(mlp(), input_data=torch.randn(5, 4), verbose=0).rows[0].output_shapes == torch.Size([5, 3])
 
-
-def test_col_names_depth_row_settings():
-    s = summary(SmallResNet(), input_size=(1, 3, 32, 32), depth=1, verbose=0,
-                col_names=("input_size", "output_size", "num_params", "params_percent", "kernel_size",
-                           "mult_adds", "trainable", "self_time", "mem_allocated"),
-                row_settings=("var_names", "ascii_only"))
-    text = str(s)
-    for h in ("Input Shape", "Param %", "Kernel Shape", "Mult-Adds", "Trainable", "Self Time", "Mem Alloc"):
-        assert h in text
-    assert "Conv2d (down): 1-" in text and "+-" in text and "├" not in text
-    assert "conv1" not in text                          # depth=1 hides the blocks' children
-    assert "[3, 3]" in text                             # kernel shape of `down`
-
-
-def test_dtypes_make_integer_inputs_for_embeddings():
-    class Emb(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb, self.head = nn.Embedding(50, 8), nn.Linear(8, 2)
-
-        def forward(self, idx):
-            return self.head(self.emb(idx))
-
-    s = summary(Emb(), input_size=(2, 7), dtypes=[torch.long], verbose=0)
-    assert s.row("emb").output_shapes == torch.Size([2, 7, 8])
-    with pytest.raises(ValueError, match="dtypes"):
-        summary(Emb(), input_size=(2, 7), dtypes=[torch.long, torch.long], verbose=0)
-
-
-def test_mode_eval_sets_and_restores_training_flags():
-    m = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.BatchNorm1d(4))
-    m[2].eval()
-    before = [x.training for x in m.modules()]
-    s = summary(m, input_size=(3, 4), mode="eval", style="lightning", verbose=0)
-    assert [x.training for x in m.modules()] == before
-    assert "eval" in str(s) and "train" not in str(s).split("Mode")[1].split("Trainable")[0]
-
-
-def test_batch_dim_inserts_batch():
-    s = summary(mlp(), input_size=(4,), batch_dim=0, verbose=0)
-    assert s.rows[0].output_shapes == torch.Size([1, 3])
-
-
-def test_pytorch_model_summary_form(capsys):
-    m = mlp()
-    s = summary(m, torch.randn(2, 4), show_input=True, show_hierarchical=True, show_parent_layers=True)
-    assert capsys.readouterr().out == ""               # pms prints only with print_summary=True
-    text = str(s)
-    assert "Input Shape" in text and "Tr. Param #" in text and "Parent Layers" in text
-    assert "Linear(in_features=4, out_features=10" in text  # the hierarchical view
-    summary(m, torch.randn(2, 4), print_summary=True, max_depth=1)
-    assert "Param #" in capsys.readouterr().out
-
-
-def test_keras_and_tree_layouts():
-    m = mlp()
-    keras = str(summary(m, input_size=(2, 4), style="keras", verbose=0))
-    assert 'Model: "Sequential"' in keras and "Non-trainable params: 0" in keras
-    tree = str(summary(m, input_size=(2, 4), style="tree", verbose=0))
-    assert tree.splitlines()[0].startswith("Sequential(") and "(0): Linear()" in tree and "macs=80" in tree
-
-
-def test_bad_arguments_name_the_argument():
-    m = mlp()
-    with pytest.raises(ValueError, match="either input_size or input_data"):
-        summary(m, input_size=(2, 4), input_data=torch.randn(2, 4), verbose=0)
-    with pytest.raises(ValueError, match="zero or negative"):
-        summary(m, input_size=(0, 4), verbose=0)
-    with pytest.raises(ValueError, match="col_names"):
-        summary(m, input_size=(2, 4), col_names=("nope",), verbose=0)
-    with pytest.raises(ValueError, match="style"):
-        summary(m, input_size=(2, 4), style="fancy", verbose=0)
-    with pytest.raises(ValueError, match="needs input_size"):
-        summary(m, verbose=0)
-
-
-def test_float_sizes_for_an_embedding_model_hint_dtypes():
-    from torchscope import ProfileError
-
-    emb = nn.Sequential(nn.Embedding(10, 4))
-    with pytest.raises(ProfileError, match=r"dtypes=\[torch.long\]") as ei:
-        summary(emb, input_size=(2, 3), verbose=0)
-    assert "Embedding" in str(ei.value)
-
-
-def test_hide_recursive_layers_nested_input_data_and_device():
-    class Shared(nn.Module):
+    class Nested(nn.Module):
         def __init__(self):
             super().__init__()
             self.lin = nn.Linear(4, 4)
 
-        def forward(self, pair):
-            x, y = pair
-            return self.lin(self.lin(x)) + y
+        def forward(self, pair, scale=1.0):
+            a, b = pair
+            return self.lin(a) * scale + b
 
-    m = Shared()
-    x, y = torch.randn(2, 4), torch.randn(2, 4)
-    shown = str(summary(m, input_data=[(x, y)], device="cpu", verbose=0))
-    assert "(recursive)" in shown
-    hidden = str(summary(m, input_data=[(x, y)], row_settings=("hide_recursive_layers",), verbose=0))
-    assert "(recursive)" not in hidden and hidden.count("Linear") == 1
+    n = Nested()
+    before = model_state(n)
+    a, b = torch.randn(2, 4), torch.randn(2, 4)
+    s = summary(n, input_data=[(a, b)], scale=3.0, verbose=0, keep_output=True)
+    assert s.rows[0].output_shapes == torch.Size([2, 4])
+    with torch.no_grad():
+        assert torch.allclose(s.output, n.lin(a) * 3.0 + b)  # the forward kwarg reached forward
+    assert model_state(n) == before                           # its binding removed, flags intact
+    with pytest.raises(ProfileError, match="nope"):            # a wrong one fails in forward, named
+        summary(n, input_data=[(a, b)], nope=1, verbose=0)
+    assert model_state(n) == before
+
+
+def test_forward_kwarg_is_applied():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x, double=False):
+            y = self.lin(x)
+            return torch.cat([y, y], 1) if double else y
+
+    s = summary(Scaled(), input_size=(2, 4), double=True, verbose=0)
+    assert s.rows[0].output_shapes == torch.Size([2, 8])
+
+
+def test_col_names_every_column_and_depth():
+    cols = ("input_size", "output_size", "num_params", "params_percent", "kernel_size", "mult_adds",
+            "trainable", "self_time", "total_time", "mem_allocated", "mem_retained", "num_ops", "flops")
+    m = SimpleModel()
+    m.fc2.weight.requires_grad_(False)
+    s = summary(m, input_size=(1, 3, 32, 32), col_names=cols, depth=1, verbose=0)
+    text = str(s)
+    header = text.splitlines()[1]
+    for title in ("Input Shape", "Output Shape", "Param #", "Param %", "Kernel Shape", "Mult-Adds", "Trainable",
+                  "Self CPU", "CPU total", "Mem alloc", "Mem retained", "Ops", "FLOPs"):
+        assert title in header
+    conv1 = next(ln for ln in text.splitlines() if "Conv2d: 1-1" in ln)
+    assert "[1, 3, 32, 32]" in conv1 and "[3, 3]" in conv1 and "0.17%" in conv1 and "442,368" in conv1
+    assert "884,736" in conv1 and "True" in conv1   # FLOPs = 2 x MACs; trainable
+    fc2 = next(ln for ln in text.splitlines() if "Linear: 1-4" in ln)
+    assert "Partial" in fc2                          # weight frozen, bias trainable
+    assert s.row("conv1").fwd_time_ns > 0 and s.meta["warmup"] == 1  # a time column: one warm-up pass
+    two = summary(nn.Sequential(SimpleModel()), input_size=(1, 3, 32, 32), depth=1, verbose=0)
+    assert "Conv2d" not in str(two) and "SimpleModel: 1-1" in str(two)
+    assert "268,650" in str(two)                     # the depth limit folds children into the row
+    assert "Conv2d: 2-1" in str(summary(nn.Sequential(SimpleModel()), input_size=(1, 3, 32, 32), depth=2,
+                                        verbose=0))
+
+
+def test_dtypes_long_for_embeddings():
+    s = summary(Emb(), input_size=(2, 7), dtypes=[torch.long], verbose=0)
+    assert s.row("emb").output_shapes == torch.Size([2, 7, 8]) and s.total_params == 50 * 8 + 18
+    with pytest.raises(ProfileError, match=r"dtypes=\[torch.long\]") as ei:
+        summary(Emb(), input_size=(2, 7), verbose=0)
+    assert "Embedding" in str(ei.value)
+    with pytest.raises(ValueError, match="dtypes"):
+        summary(Emb(), input_size=(2, 7), dtypes=[torch.long, torch.long], verbose=0)
+
+
+def test_batch_dim_inserts_a_batch_of_one():
+    s = summary(mlp(), input_size=(4,), batch_dim=0, verbose=0)
+    assert s.rows[0].output_shapes == torch.Size([1, 3]) and "[1, 3]" in str(s)
+
+
+def test_mode_sets_the_pass_and_restores_every_flag():
+    seen = []
+
+    class Spy(nn.Module):
+        def forward(self, x):
+            seen.append(self.training)
+            return x
+
+    m = nn.Sequential(nn.Linear(4, 4), Spy(), nn.BatchNorm1d(4), nn.Dropout(0.5))
+    m[2].eval()                     # mixed flags: each must come back as it was
+    before = [x.training for x in m.modules()]
+    summary(m, input_size=(3, 4), verbose=0)  # default: eval, like torchinfo
+    assert seen[-1] is False and [x.training for x in m.modules()] == before
+    summary(m, input_size=(3, 4), mode="train", verbose=0)
+    assert seen[-1] is True and [x.training for x in m.modules()] == before
+    seen.clear()
+    summary(m, input_size=(3, 4), mode="same", verbose=0)
+    assert seen == [True] and [x.training for x in m.modules()] == before
+    with pytest.raises(ProfileError):  # restored on error too
+        summary(m, input_size=(3, 5), mode="eval", verbose=0)
+    assert [x.training for x in m.modules()] == before
+    with pytest.raises(ValueError, match="mode"):
+        summary(m, input_size=(3, 4), mode="test", verbose=0)
+
+
+def test_row_settings():
+    m = MultiInput()
+    plain = str(summary(m, input_size=[(1, 1, 8, 8), (1, 1, 9, 9)], verbose=0))
+    assert "├─Sequential: 1-1" in plain and "└─Conv2d: 2-1" in plain
+    s = summary(m, input_size=[(1, 1, 8, 8), (1, 1, 9, 9)], verbose=0,
+                row_settings=("var_names", "ascii_only", "hide_recursive_layers"))
+    text = str(s)
+    assert "Layer (type (var_name))" in text and "+ Sequential (features)" in text
+    assert "|    + Conv2d (0)" in text and "├" not in text and "│" not in text
+    assert ": 1-1" not in text           # "depth" not asked for
+    assert text.count("Conv2d") == 1 and "(recursive)" not in text  # the second call hidden
+    numbered = str(summary(m, input_size=[(1, 1, 8, 8), (1, 1, 9, 9)], verbose=0, row_settings=("depth",)))
+    assert "Conv2d: 2-1" in numbered and "Conv2d: 2-3" in numbered
+    with pytest.raises(ValueError, match="row_settings"):
+        summary(m, input_size=[(1, 1, 8, 8), (1, 1, 9, 9)], row_settings=("bold",), verbose=0)
+
+
+def test_verbose_and_returned_totals(capsys):
+    m = mlp()
+    m[2].requires_grad_(False)
+    s = summary(m, input_size=(8, 4), verbose=0)
+    assert capsys.readouterr().out == ""
+    summary(m, input_size=(8, 4), verbose=1)
+    assert "Total params: 83" in capsys.readouterr().out
+    assert (s.total_params, s.trainable_params) == (83, 50)
+    assert s.total_mult_adds == s.total_macs == 8 * (4 * 10 + 10 * 3)
+    assert s.summary_list is s.rows and s.total_input == 8 * 4 * 4 == s.input_bytes
+    assert s.total_param_bytes == 83 * 4
+    text = str(s)
+    assert "Non-trainable params: 33" in text and "Total mult-adds (M): 0.00" in text
+    # the memory lines: torchinfo's labels, measured values, labelled as such
+    lines = {ln.split(":")[0]: ln for ln in text.splitlines() if "(MB)" in ln}
+    assert set(lines) == {"Input size (MB)", "Forward/backward pass size (MB)", "Params size (MB)",
+                          "Estimated Total Size (MB)"}
+    assert all("measured" in ln for k, ln in lines.items() if k != "Input size (MB)")
+
+
+@pytest.mark.native  # the allocator events come from the C++ recorder
+def test_memory_lines_hold_measured_values():
+    x = torch.randn(64, 256)
+    s = summary(nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 8)), input_data=x, verbose=0)
+    assert s.peak_memory >= 64 * 512 * 4 and s.total_output_bytes == s.peak_memory  # the hidden activation
+    lines = {ln.split(":")[0]: ln.split(":")[1].split() for ln in str(s).splitlines() if "(MB)" in ln}
+    assert float(lines["Input size (MB)"][0]) == pytest.approx(x.numel() * 4 / 1e6, abs=0.006)
+    assert float(lines["Forward/backward pass size (MB)"][0]) == pytest.approx(s.peak_memory / 1e6, abs=0.006)
+    assert float(lines["Params size (MB)"][0]) == pytest.approx((256 * 512 + 512 + 512 * 8 + 8) * 4 / 1e6, abs=0.006)
+    assert float(lines["Estimated Total Size (MB)"][0]) == pytest.approx(
+        (s.input_bytes + s.peak_memory + s.param_bytes) / 1e6, abs=0.006)
+    tsum = str(summary(nn.Linear(256, 8), (256,), batch_size=-1, verbose=0))  # torchsummary: MiB, like it
+    assert "Params size (MB): 0.01" in tsum and "Estimated Total Size (MB)" in tsum
+
+
+# ----------------------------------------------------------------------- pytorch-model-summary
+def test_pytorch_model_summary_form(capsys):
+    m = SimpleModel()
+    x = torch.zeros(2, 3, 32, 32)
+    s = summary(m, x, show_input=False, show_hierarchical=False, max_depth=1, print_summary=False,
+                show_parent_layers=False)
+    assert capsys.readouterr().out == ""    # it returns the table, prints only with print_summary=True
+    text = str(s)
+    assert "Tr. Param #" in text and "Conv2d-1" in text and "[2, 16, 32, 32]" in text
+    summary(m, x, show_input=True, show_parent_layers=True, show_hierarchical=True, print_summary=True)
+    out = capsys.readouterr().out
+    assert "Input Shape" in out and "Parent Layers" in out and "[2, 3, 32, 32]" in out
+    assert "Hierarchical Summary" in out and "Linear(in_features=2048, out_features=128, bias=True), " \
+        "262,272 params" in out
+    nested = nn.Sequential(nn.Sequential(SimpleModel()), nn.Linear(10, 2))
+    one = str(summary(nested, torch.zeros(2, 3, 32, 32)))            # Sequentials are transparent
+    assert "SimpleModel-1" in one and "Conv2d" not in one and "Linear-2" in one
+    two = str(summary(nested, torch.zeros(2, 3, 32, 32), max_depth=2))
+    assert "Conv2d-1" in two and "SimpleModel" not in two
+    minus = str(summary(m, x, batch_size=-1))
+    assert "[-1, 16, 32, 32]" in minus
+
+
+# ----------------------------------------------------------------------- other layouts
+def test_lightning_layout_and_a_class_instead_of_an_instance():
+    s = summary(AutoEncoder, (28 * 28,), style="lightning", verbose=0)  # the tutorial passes the class
+    text = str(s)
+    head = text.splitlines()[0]
+    for title in ("Name", "Type", "Params", "Mode", "In sizes", "Out sizes"):
+        assert title in head
+    enc = next(ln for ln in text.splitlines() if ln.startswith("0 | encoder"))
+    assert "100 K" in enc and "train" in enc and "[-1, 784]" in enc and "[-1, 3]" in enc
+    dec = next(ln for ln in text.splitlines() if ln.startswith("1 | decoder"))
+    assert dec.rstrip().endswith("| ?") and "101 K" in dec     # never called: no sizes
+    assert "202 K     Total params" in text and "Trainable params" in text
+    assert any("given the class AutoEncoder" in n for n in s.notes)
+    with pytest.raises(TypeError, match="instance"):
+        summary(nn.Linear, (4,))                            # a class that needs arguments
+    with pytest.raises(ProfileError, match="mat1 and mat2"):
+        summary(AutoEncoder, (1, 28, 28), verbose=0)        # the tutorial's shapes do not fit this model
+
+
+def test_keras_layout():
+    m = mlp()
+    m[0].requires_grad_(False)
+    text = str(summary(m, (4,), style="keras", verbose=0))
+    lines = text.splitlines()
+    assert lines[0] == 'Model: "Sequential"' and "Layer (type)" in lines[2] and "Param #" in lines[2]
+    assert "0 (Linear)" in text and "(None, 10)" in text and "(None, 3)" in text
+    assert "Total params: 83" in text and "Trainable params: 33" in text and "Non-trainable params: 50" in text
+
+
+def test_tree_layout():
+    text = str(summary(mlp(), input_size=(2, 4), style="tree", verbose=0))
+    lines = text.splitlines()
+    assert lines[1].startswith("Module") and lines[3].startswith("Sequential(")
+    row = next(ln for ln in lines if "(0): Linear(in_features=4, out_features=10, bias=True)" in ln)
+    assert "[2, 10]" in row and "50" in row           # columns appended to print(model)'s line
+    assert any(ln.rstrip() == ")" for ln in lines)     # the container closes like print(model)
+    with pytest.raises(ValueError, match="style"):
+        summary(mlp(), input_size=(2, 4), style="fancy", verbose=0)
+
+
+def test_html_repr_lists_rows_and_escapes():
+    class Weird(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_module("a<b>", nn.Linear(2, 2))
+
+        def forward(self, x):
+            return getattr(self, "a<b>")(x)
+
+    s = summary(Weird(), input_size=(1, 2), verbose=0, row_settings=("var_names",))
+    html = s._repr_html_()
+    assert html.startswith("<table>") and "<th>Output Shape</th>" in html and "[1, 2]" in html
+    assert "Linear (a&lt;b&gt;)" in html and "a<b>" not in html
+    assert "Estimated Total Size (MB)" in html
+
+
+# ----------------------------------------------------------------------- bad arguments
+def test_bad_arguments_name_the_argument():
+    m = mlp()
+    with pytest.raises(ValueError, match="either input_size or input_data"):
+        summary(m, input_size=(2, 4), input_data=torch.randn(2, 4), verbose=0)
+    with pytest.raises(ValueError, match="input_size.*zero or negative"):
+        summary(m, input_size=(0, 4), verbose=0)
+    with pytest.raises(ValueError, match="input_size.*zero or negative"):
+        summary(m, (-1, 4), verbose=0)
+    with pytest.raises(ValueError, match="input_size.*not an integer"):
+        summary(m, (2.5, 4), verbose=0)
+    with pytest.raises(ValueError, match="col_names.*'nope'"):
+        summary(m, input_size=(2, 4), col_names=("nope",), verbose=0)
+    with pytest.raises(ValueError, match="style='fancy'"):
+        summary(m, input_size=(2, 4), style="fancy", verbose=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        summary(m, (4,), batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match="batch_size.*batch_dim"):
+        summary(m, (4,), batch_size=2, batch_dim=0, verbose=0)
+    with pytest.raises(ValueError, match="input_size given twice"):
+        summary(m, (4,), input_size=(4,), verbose=0)
+    with pytest.raises(ValueError, match="needs inputs"):
+        summary(m, verbose=0)
+    with pytest.raises(ValueError, match="verbose"):
+        summary(m, (4,), verbose=5)
+    with pytest.raises(ValueError, match="depth"):
+        summary(m, (4,), depth=-1, verbose=0)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        summary("model", (4,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a valid call warns about nothing
+        summary(m, (4,), verbose=0)

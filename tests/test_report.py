@@ -117,3 +117,73 @@ def test_metadata_and_bytes_by_dtype(seed):
     assert s.param_bytes_by_dtype == {"float32": 205162 * 4}
     assert s.row("stem.1").buffers == 32 + 32 + 1          # running mean, var, num_batches_tracked
     assert "Params size: 801.41 KiB float32" in str(s)
+
+
+def test_table_columns_styles_and_row_settings_on_a_summary(seed):
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), warmup=0, iters=1, verbose=0)
+    assert str(s) == s.table() == repr(s) and "Estimated" not in str(s)  # the default table is unchanged
+    # torchinfo's column names work in every style; so do the new columns
+    t = s.table(columns=["num_params", "flops", "trainable", "params_percent", "mode"], depth=1)
+    assert t.splitlines()[1].split() == ["Layer", "(type)", "Params", "FLOPs", "Trainable", "Param", "%", "Mode"]
+    down = next(ln for ln in t.splitlines() if "down (Conv2d)" in ln)
+    assert down.split()[2:] == ["18.50K", "4.72M", "True", "9.02%", "train"]
+    # row settings on the default style
+    assert "stem (Sequential): 1-1" in s.table(depth=1, row_settings=["depth"])
+    assert " *" in s.table() and " *" not in s.table(row_settings=["hide_recursive_layers"])
+    assert "═" not in s.table(row_settings=["ascii_only"])
+    # torchinfo layout, depth and ascii
+    ti = s.table(style="torchinfo", columns=["input_size", "num_params", "mult_adds"], depth=1, ascii_only=True)
+    assert "Layer (type:depth-idx)" in ti and "+ Conv2d: 1-3" in ti and "├" not in ti
+    assert "Input Shape" in ti and "Mult-Adds" in ti and "2,359,296" in ti and "BatchNorm2d" not in ti
+    assert "Input size (MB)" in ti and "Estimated Total Size (MB)" in ti
+    layer1 = next(ln for ln in ti.splitlines() if "Sequential: 1-2" in ln)
+    assert "37,120" in layer1  # at the depth limit a container shows its children's params
+    deeper = s.table(style="torchinfo", depth=2)
+    assert next(ln for ln in deeper.splitlines() if "Sequential: 1-2" in ln).split()[-1] == "--"
+    # the other layouts
+    assert "[-1, 32, 16, 16]" in s.table(style="torchsummary", batch_as=-1)
+    assert "(None, 10)" in s.table(style="keras", batch_as=-1)
+    pms = s.table(style="pms", depth=1)
+    assert "ResidualBlock-4" in pms and "Conv2d-1" in pms and "Tr. Param #" in pms and "Sequential" not in pms
+    light = s.table(style="lightning")
+    assert light.splitlines()[2].startswith("0 | stem") and "train" in light and "Total params" in light
+    tree = s.table(style="tree", depth=1)
+    assert tree.splitlines()[3].startswith("SmallResNet(") and "(down): Conv2d(32, 64, kernel_size=(3, 3)" in tree
+    with pytest.raises(ValueError, match="style"):
+        s.table(style="nope")
+    with pytest.raises(ValueError, match="sort"):
+        s.table(style="torchinfo", sort="macs")
+    with pytest.raises(ValueError, match="row_settings"):
+        s.table(row_settings=["bold"])
+    with pytest.raises(ValueError, match="depth"):
+        s.table(depth=-2)
+
+
+def test_styles_of_a_loaded_summary(seed):
+    from torchscope import from_json
+
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), warmup=0, iters=1, verbose=0)
+    loaded = from_json(s.to_json())
+    for style in ("torchinfo", "torchsummary", "pms", "keras"):
+        assert loaded.table(style=style) == s.table(style=style)
+    light = loaded.table(style="lightning")  # no module objects: the Mode is unknown, the rows are there
+    assert "0 | stem" in light and "| ?" in light
+    assert "(down): Conv2d()" in loaded.table(style="tree")
+
+
+def test_html_in_every_style_escapes(seed):
+    class Weird(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_module("a<b>", torch.nn.Linear(2, 2))
+
+        def forward(self, x):
+            return getattr(self, "a<b>")(x)
+
+    s = profile_summary(Weird(), torch.randn(1, 2), verbose=0)
+    for style in ("torchscope", "torchinfo", "torchsummary", "pms", "keras", "lightning", "tree"):
+        s._display = {"style": style, "row_settings": ["var_names"]}
+        html = s._repr_html_()
+        assert "<table>" in html and "</table>" in html and "Linear" in html, style
+        assert "a<b>" not in html and (style in ("torchsummary", "pms") or "a&lt;b&gt;" in html), style
+        assert str(s) == s.table(style=style, row_settings=["var_names"])

@@ -98,11 +98,232 @@ TABLE_COLUMNS = {
     "mem_alloc": "Mem alloc", "mem_retained": "Mem retained", "mem_peak": "Mem peak", "bwd_mem": "Bwd mem",
     "flops_per_s": "FLOP/s", "buffers": "Buffers", "kernel_size": "Kernel", "ops": "Ops",
     "w_mean": "W mean", "w_std": "W std", "w_min": "W min", "w_max": "W max", "w_zeros": "W zeros",
+    "params_percent": "Param %", "trainable": "Trainable", "trainable_params": "Trainable params",
+    "flops": "FLOPs", "mode": "Mode", "parent_layers": "Parent Layers",
 }
 DEFAULT_COLUMNS = ("output_shape", "params", "macs", "self_cpu", "cpu_total", "mem_alloc", "mem_retained", "ops")
 _SORT_FIELDS = {"params": "params", "macs": "macs", "self_cpu": "fwd_self_time_ns", "cpu_total": "fwd_time_ns",
                 "bwd_self": "bwd_self_time_ns", "bwd_total": "bwd_time_ns", "mem_alloc": "mem_allocated",
                 "mem_retained": "mem_retained", "mem_peak": "mem_peak", "ops": "num_ops"}
+# torchinfo's col_names (and torchscope.summary's extra names) -> table column keys.
+COLUMN_ALIASES = {"input_size": "input_shape", "output_size": "output_shape", "num_params": "params",
+                  "mult_adds": "macs", "self_time": "self_cpu", "total_time": "cpu_total",
+                  "mem_allocated": "mem_alloc", "num_ops": "ops"}
+# Table layouts: torchscope's own (str(summary)), and those of the tools people know.
+STYLES = ("torchscope", "torchinfo", "torchsummary", "pms", "keras", "lightning", "tree")
+# torchinfo's row_settings
+ROW_SETTINGS = ("depth", "var_names", "ascii_only", "hide_recursive_layers")
+STYLE_COLUMNS = {
+    "torchinfo": ("output_shape", "params"),
+    "torchsummary": ("output_shape", "params"),
+    "pms": ("output_shape", "params", "trainable_params"),
+    "keras": ("output_shape", "params"),
+    "lightning": ("params", "mode", "input_shape", "output_shape"),
+    "tree": DEFAULT_COLUMNS,
+}
+_STYLE_TITLES = {
+    "torchinfo": {"input_shape": "Input Shape", "output_shape": "Output Shape", "params": "Param #",
+                  "params_percent": "Param %", "kernel_size": "Kernel Shape", "macs": "Mult-Adds",
+                  "trainable": "Trainable"},
+    "torchsummary": {"params": "Param #", "trainable_params": "Tr. Param #"},
+    "pms": {"params": "Param #", "trainable_params": "Tr. Param #"},
+    "keras": {"params": "Param #"},
+    "lightning": {"input_shape": "In sizes", "output_shape": "Out sizes"},
+}
+_EMPTY = {"torchinfo": "--", "lightning": "?"}  # an empty cell; "-" elsewhere
+_CONTAINERS = ("Sequential", "ModuleList")      # torchsummary / pytorch-model-summary skip these
+
+
+def table_columns(columns, arg: str = "columns") -> list:
+    """Column names (table keys or torchinfo col_names) -> table keys; unknown names are an error."""
+    if isinstance(columns, str):
+        columns = [columns]
+    out, unknown = [], []
+    for c in columns:
+        key = COLUMN_ALIASES.get(c, c)
+        (out if key in TABLE_COLUMNS else unknown).append(key if key in TABLE_COLUMNS else c)
+    if unknown:
+        raise ValueError(f"{arg}: unknown table column(s) {unknown}; choose from "
+                         f"{', '.join(list(TABLE_COLUMNS) + list(COLUMN_ALIASES))}")
+    return out
+
+
+def check_row_settings(settings):
+    """torchinfo's row_settings, checked (None: the style's default)."""
+    if settings is None:
+        return None
+    if isinstance(settings, str):
+        settings = [settings]
+    unknown = [r for r in settings if r not in ROW_SETTINGS]
+    if unknown:
+        raise ValueError(f"row_settings: unknown setting(s) {unknown}; choose from {', '.join(ROW_SETTINGS)}")
+    return frozenset(settings)
+
+
+def fmt_shape_as(s, run_batch=None, label=None, parens=False, empty="-") -> str:
+    """fmt_shape, with the batch dimension (dim 0 equal to the run's batch size) shown as `label`
+    (e.g. -1 like torchsummary, None like Keras) and, with parens, tuples like Keras' (None, 64)."""
+    if s is None:
+        return empty
+    if isinstance(s, (torch.Size, list)) and all(isinstance(d, int) for d in s):
+        dims = [str(d) for d in s]
+        if run_batch is not None and dims and s[0] == run_batch:
+            dims[0] = str(label)
+        if parens:
+            return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        return "[" + ", ".join(dims) + "]"
+    if isinstance(s, tuple):
+        return "(" + ", ".join(fmt_shape_as(x, run_batch, label, parens, empty) for x in s) + ")" if s else empty
+    if isinstance(s, dict):
+        return "{" + ", ".join(f"{k}: {fmt_shape_as(v, run_batch, label, parens, empty)}"
+                               for k, v in s.items()) + "}"
+    return empty
+
+
+def fmt_human(v) -> str:
+    """PyTorch Lightning's parameter counts: 0, 448, 1.2 K, 100 K, 11.7 M."""
+    v = int(v)
+    if v <= 0:
+        return "0"
+    labels = ["", "K", "M", "B", "T"]
+    groups = min((len(str(v)) + 2) // 3, len(labels))
+    x = v / 10 ** (3 * (groups - 1))
+    if groups == 1 or x >= 100:
+        return f"{int(x):,d} {labels[groups - 1]}".rstrip()
+    return f"{x:,.1f} {labels[groups - 1]}"
+
+
+class _TableArgs:
+    """table()'s options after defaults and checks (hashable: the rendered text is cached by it)."""
+
+    __slots__ = ("depth", "ascii_only", "columns", "sort", "top", "max_width", "style", "rows", "batch_as",
+                 "col_width")
+
+    def __init__(self, **kw):
+        for k in self.__slots__:
+            setattr(self, k, kw[k])
+
+    def key(self):
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+
+class _View:
+    """Row arrays derived for one render (numpy; each computed on first use)."""
+
+    def __init__(self, s, a):
+        c = s._cols
+        self.s, self.a, self.c = s, a, c
+        self.n = len(c["name"])
+        self.depth = np.asarray(c["depth"], dtype=np.int64).reshape(-1)
+        self.rep = np.asarray(c["repeat"], dtype=bool).reshape(-1) if self.n else np.zeros(0, dtype=bool)
+        self.names, self.types = c["name"], c["type"]
+        self.empty = _EMPTY.get(a.style, "-")
+        self.time_fmt = (lambda x: fmt_time(x, True)) if a.ascii_only else fmt_time
+        self.run_batch = s.meta.get("batch_size") if a.batch_as is not None else None
+        self._memo = {}
+
+    def _get(self, name, make):
+        if name not in self._memo:
+            self._memo[name] = make()
+        return self._memo[name]
+
+    @property
+    def parent(self) -> np.ndarray:
+        def make():
+            p = self.c.get("parent")
+            if p is not None and len(p) == self.n and (self.n == 0 or int(p[0]) == -1):
+                return np.asarray(p, dtype=np.int64)
+            stack, out = [], []  # older files: rebuild the call tree from the depths (pre-order)
+            for i, d in enumerate(self.depth.tolist()):
+                del stack[d:]
+                out.append(stack[-1] if stack else -1)
+                stack.append(i)
+            return np.array(out, dtype=np.int64)
+        return self._get("parent", make)
+
+    @property
+    def leaf(self) -> np.ndarray:
+        def make():
+            p = self.parent
+            return np.bincount(p[p >= 0], minlength=self.n)[: self.n] == 0
+        return self._get("leaf", make)
+
+    def ints(self, field) -> np.ndarray:
+        return self._get(field, lambda: np.nan_to_num(np.asarray(
+            self.c[field] if self.c.get(field) is not None else np.zeros(self.n), dtype=np.float64)).astype(np.int64))
+
+    def own(self, field) -> np.ndarray:
+        """torchinfo's "leftover": the part of a subtree count not in the rows of its (first-call) children."""
+        def make():
+            p, v = self.parent, self.ints(field)
+            m = (p >= 0) & ~self.rep
+            child = np.bincount(p[m], weights=v[m].astype(np.float64), minlength=self.n)[: self.n]
+            return np.maximum(v - np.rint(child).astype(np.int64), 0)
+        return self._get("own_" + field, make)
+
+    @property
+    def depth_index(self) -> list:
+        """torchinfo's depth-idx: the row's number among the rows of its depth."""
+        def make():
+            count, out = {}, []
+            for d in self.depth.tolist():
+                count[d] = count.get(d, 0) + 1
+                out.append(count[d])
+            return out
+        return self._get("depth_index", make)
+
+    def module_flags(self):
+        """Training flag per module index, as it was during the pass when known."""
+        flags = getattr(self.s, "_module_training", None)
+        if flags is None:
+            trace = getattr(self.s, "_trace", None)
+            if trace is not None:
+                flags = [m.training for m in trace.index.modules]
+        return flags
+
+    def pms_tree(self):
+        """pytorch-model-summary's view: Sequential/ModuleList are transparent (their children take
+        their place); returns (depth, leaf, effective parent) per row."""
+        def make():
+            p, types = self.parent.tolist(), self.types
+            anc, eff, pd = [0] * self.n, [-1] * self.n, [0] * self.n
+            has_child = [False] * self.n
+            for i in range(self.n):
+                if p[i] < 0:
+                    anc[i] = i
+                    continue
+                e = anc[p[i]]
+                eff[i] = e
+                if types[i] in _CONTAINERS:
+                    anc[i] = e
+                    pd[i] = pd[e]
+                else:
+                    anc[i] = i
+                    pd[i] = pd[e] + 1
+                    has_child[e] = True
+            return np.array(pd, dtype=np.int64), ~np.array(has_child, dtype=bool), eff
+        return self._get("pms", make)
+
+    def shape_cells(self, field, keep, parens=False):
+        a, src = self.a, self.c[field]
+        label = a.batch_as
+        if parens and label == -1:
+            label = "None"  # Keras' unknown batch
+        cache, out = {}, []
+        plain = self.run_batch is None and not parens and self.empty == "-"
+        for k in keep.tolist():
+            o = src[k] if src is not None else None
+            if field == "input_shapes" and isinstance(o, tuple) and len(o) == 1:
+                o = o[0]
+            try:
+                t = cache.get(o)
+                if t is None:
+                    t = cache[o] = fmt_shape(o) if plain else fmt_shape_as(o, self.run_batch, label, parens,
+                                                                          self.empty)
+            except TypeError:  # unhashable (dict outputs)
+                t = fmt_shape(o) if plain else fmt_shape_as(o, self.run_batch, label, parens, self.empty)
+            out.append(t)
+        return _as_cells(out)
 
 
 def _round3(a: np.ndarray) -> np.ndarray:
@@ -166,6 +387,7 @@ class ProfileSummary:
         self.buffer_bytes = int(buffer_bytes)
         self.input_bytes = int(input_bytes)
         self.param_bytes_by_dtype = dict(param_bytes_by_dtype or {})
+        self._display = {}  # table() options str()/repr()/_repr_html_ use (set by torchscope.summary)
 
     # ------------------------------------------------------------------ rows
     def __len__(self):
@@ -187,6 +409,29 @@ class ProfileSummary:
             if r.name == name:
                 return r
         raise KeyError(f"no module named {name!r} in this summary")
+
+    # torchinfo's ModelStatistics names, for code written against torchinfo.summary()
+    @property
+    def total_mult_adds(self) -> int:
+        return self.total_macs
+
+    @property
+    def total_input(self) -> int:
+        """Bytes of the input tensors."""
+        return self.input_bytes
+
+    @property
+    def total_param_bytes(self) -> int:
+        return self.param_bytes
+
+    @property
+    def total_output_bytes(self) -> int:
+        """torchinfo estimates this from output sizes; here: the measured peak of the pass (0 if unmeasured)."""
+        return int(self.peak_memory or 0)
+
+    @property
+    def summary_list(self) -> list:
+        return self.rows
 
     # ---------------------------------------------------------------- output
     def to_dict(self) -> dict:
@@ -248,161 +493,248 @@ class ProfileSummary:
         from .diff import diff
         return diff(baseline, self, **thresholds)
 
-    def _repr_html_(self) -> str:
-        """Jupyter: the summary as an HTML table (the object is its own cell value)."""
-        import html
-
-        cols = ["Layer", "Type", "Output Shape", "Params", "MACs", "Self CPU", "CPU total", "Mem alloc", "Ops"]
-        out = ["<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr></thead><tbody>"]
-        for r in self.rows:
-            if self.depth is not None and r.depth > self.depth:
-                continue
-            cells = ["&nbsp;" * 4 * r.depth + html.escape(r.name), html.escape(r.type),
-                     html.escape(fmt_shape(r.output_shapes)), fmt_count(r.params), fmt_count(r.macs),
-                     fmt_time(r.fwd_self_time_ns), fmt_time(r.fwd_time_ns), fmt_bytes(r.mem_allocated),
-                     str(r.num_ops)]
-            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        out.append("</tbody></table>")
-        out.append(f"<p>Total params: {self.total_params:,} &middot; Total MACs: {fmt_count(self.total_macs)}"
-                   + "".join(f"<br>Note: {html.escape(n)}" for n in self.notes) + "</p>")
-        return "\n".join(out)
+    # ---------------------------------------------------------------- tables
+    def _table_args(self, depth=None, ascii_only=None, columns=None, sort=None, top=None, max_width=None,
+                    style=None, row_settings=None, batch_as=None, col_width=None, tty=True) -> _TableArgs:
+        style = "torchscope" if style is None else style
+        if style not in STYLES:
+            raise ValueError(f"style={style!r}: choose one of {', '.join(STYLES)}")
+        rows = check_row_settings(row_settings)
+        if rows is None:  # each tool's default: torchinfo numbers its rows (depth-idx)
+            rows = frozenset({"depth"}) if style == "torchinfo" else frozenset()
+        if ascii_only is None:
+            ascii_only = "ascii_only" in rows or os.environ.get("TORCHSCOPE_ASCII") == "1"
+        ascii_only = bool(ascii_only) or "ascii_only" in rows
+        if max_width is None and tty and style == "torchscope" and sys.stdout.isatty():
+            max_width = shutil.get_terminal_size((200, 24)).columns
+        depth = self.depth if depth is None else depth
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, (int, np.integer))
+                                  or depth < 0):
+            raise ValueError(f"depth={depth!r}: must be a non-negative integer (0: the model row only)")
+        if (sort is not None or top is not None) and style != "torchscope":
+            raise ValueError(f"sort=/top= apply to the torchscope style only, not style={style!r}")
+        if col_width is not None and (isinstance(col_width, bool) or not isinstance(col_width, int)
+                                      or col_width <= 0):
+            raise ValueError(f"col_width={col_width!r}: must be a positive integer")
+        cols = tuple(table_columns(columns)) if columns is not None else None
+        return _TableArgs(depth=None if depth is None else int(depth), ascii_only=ascii_only, columns=cols,
+                          sort=sort, top=top, max_width=max_width, style=style, rows=rows, batch_as=batch_as,
+                          col_width=col_width)
 
     def table(self, depth: int | None = None, ascii_only: bool | None = None, columns=None,
-              sort: str | None = None, top: int | None = None, max_width: int | None = None) -> str:
+              sort: str | None = None, top: int | None = None, max_width: int | None = None, *,
+              style: str | None = None, row_settings=None, batch_as=None, col_width: int | None = None) -> str:
         """The summary table.
 
-        columns: keys of TABLE_COLUMNS to show (default: DEFAULT_COLUMNS, plus backward times when a
-        backward pass ran). sort: a column key; rows become a flat list sorted by it, largest first.
-        top: keep the first N rows. max_width: drop right-most columns until the table fits (default:
-        the terminal's width when printing to a terminal, else unlimited); the table says which.
+        columns: keys of TABLE_COLUMNS (or torchinfo's col_names: input_size, output_size, num_params,
+        params_percent, kernel_size, mult_adds, trainable, plus self_time, total_time, mem_allocated,
+        mem_retained, num_ops, flops) to show (default: the style's; for torchscope DEFAULT_COLUMNS, plus
+        backward times when a backward pass ran). sort: a column key; rows become a flat list sorted by
+        it, largest first. top: keep the first N rows. max_width: drop right-most columns until the table
+        fits (default: the terminal's width when printing to a terminal, else unlimited); the table says
+        which. sort/top/max_width: torchscope style only.
+
+        style: "torchscope" (default), "torchinfo", "torchsummary", "pms" (pytorch-model-summary),
+        "keras", "lightning", "tree" (print(model) with the columns appended). depth: deepest row shown
+        (torchinfo: rows deeper are folded into their parent's counts; pms/keras: the rows at that depth
+        plus shallower leaves; lightning: default 1). row_settings: torchinfo's "depth" (depth-idx
+        numbers; torchinfo and torchscope styles; torchinfo's default), "var_names" (torchinfo style; the
+        other styles already name modules or, like torchsummary, never do), "ascii_only",
+        "hide_recursive_layers" (hide a module's second and later calls). batch_as: show the batch dimension (dim 0 equal to the run's
+        batch size) as this value, e.g. -1 like torchsummary (Keras shows None). col_width: torchinfo's
+        minimum column width (25).
         """
-        depth = self.depth if depth is None else depth
-        if ascii_only is None:
-            ascii_only = os.environ.get("TORCHSCOPE_ASCII") == "1"
-        if max_width is None and sys.stdout.isatty():
-            max_width = shutil.get_terminal_size((200, 24)).columns
-        cols_key = tuple(columns) if columns is not None else None
-        key = (depth, ascii_only, cols_key, sort, top, max_width)
+        a = self._table_args(depth, ascii_only, columns, sort, top, max_width, style, row_settings, batch_as,
+                             col_width)
+        key = a.key()
         if key not in self._tables:
-            self._tables[key] = self._render(depth, ascii_only, cols_key, sort, top, max_width)
+            self._tables[key] = self._render(a)
         return self._tables[key]
 
-    def _render(self, depth, ascii_only, columns=None, sort=None, top=None, max_width=None) -> str:
-        cols = self._cols
+    def _render(self, a) -> str:
+        g = self._grid(a)
+        return getattr(self, "_layout_" + a.style)(g, a)
+
+    def _grid(self, a) -> dict:
+        """The table as data: header titles, columns as (distinct strings, index per line), footer lines."""
+        v = _View(self, a)
+        return getattr(self, "_grid_" + a.style)(v)
+
+    # .......................................................... cells
+    def _cells(self, key, keep, v):
+        """(distinct strings, index per kept row) of one column, formatted in v's style."""
+        cols, style, n = self._cols, v.a.style, len(keep)
+        compact = style in ("torchscope", "tree")
+        comma = (lambda x: f"{int(x):,}")
+        if key == "output_shape":
+            return v.shape_cells("output_shapes", keep, parens=style == "keras")
+        if key == "input_shape":
+            return v.shape_cells("input_shapes", keep, parens=style == "keras")
+        rep = v.rep[keep]
+        if key in ("params", "trainable_params"):
+            if style == "torchinfo":
+                full = v.ints(key)[keep]
+                vals = self._ti_select(key, keep, v)
+                code = np.where(vals > 0, vals * 2 + (self._ti_select("trainable_params", keep, v) == 0), 0)
+                code = np.where(rep & (full > 0), -1, code)
+                return _unique_cells(code, lambda c: "(recursive)" if c == -1 else "--" if c == 0 else
+                                     (f"({c // 2:,})" if c % 2 else f"{c // 2:,}"))
+            fmt = fmt_count if compact else fmt_human if style == "lightning" else comma
+            p = _unique_cells(np.asarray(cols[key])[keep] if cols.get(key) is not None else None, fmt, n)
+            shared = rep if compact else rep & (v.ints("params")[keep] > 0)  # torchscope marks every repeat
+            if shared.any():
+                p = (np.append(p[0], "(shared)"), np.where(shared, len(p[0]), p[1]))
+            return p
+        if key == "params_percent":
+            total = max(self.total_params, 1)
+            vals = (self._ti_select("params", keep, v) if style == "torchinfo" else v.ints("params")[keep])
+            pct = np.where(vals > 0, vals / total, 0.0)
+            pct = np.where(rep & (v.ints("params")[keep] > 0), -1.0, pct)
+            return _unique_cells(pct, lambda x: "(recursive)" if x < 0 else v.empty if x == 0 else f"{x:.2%}")
+        if key == "trainable":
+            full, tr = v.ints("params")[keep], v.ints("trainable_params")[keep]
+            code = np.where(full == 0, 0, np.where(tr == 0, 1, np.where(tr == full, 2, 3)))
+            return _unique_cells(code, lambda c: (v.empty, "False", "True", "Partial")[c])
+        if key in ("macs", "flops"):
+            if style == "torchinfo":
+                vals = self._ti_select("macs", keep, v) * (2 if key == "flops" else 1)
+                return _unique_cells(vals, lambda x: f"{x:,}" if x else "--")
+            return self._numbers(key, keep, fmt_count if compact else comma)
+        if key == "kernel_size":
+            kernel = cols.get("kernel_size")
+            return _as_cells([str(list(kernel[k])) if kernel is not None and kernel[k] else v.empty
+                              for k in keep.tolist()])
+        if key == "mode":
+            flags, mi = v.module_flags(), cols.get("module_index")
+            if flags is None or mi is None:
+                return _unique_cells(None, str, n)
+            return _as_cells(["?" if not 0 <= m < len(flags) else ("train" if flags[m] else "eval")
+                              for m in np.asarray(mi)[keep].tolist()])
+        if key == "parent_layers":
+            _pd, _leaf, eff = v.pms_tree()
+            types, path = v.types, {}
+
+            def chain(i):
+                if i < 0:
+                    return ""
+                if i not in path:
+                    up = chain(eff[i])
+                    path[i] = f"{up}/{types[i]}" if up else types[i]
+                return path[i]
+            return _as_cells([chain(eff[k]) or v.empty for k in keep.tolist()])
+        t = v.time_fmt
+        numeric = {
+            "self_cpu": ("fwd_self_time_ns", t, True), "cpu_total": ("fwd_time_ns", t, True),
+            "bwd_self": ("bwd_self_time_ns", t, True), "bwd_total": ("bwd_time_ns", t, True),
+            "mem_alloc": ("mem_allocated", fmt_bytes, False), "mem_retained": ("mem_retained", fmt_bytes, False),
+            "mem_peak": ("mem_peak", fmt_bytes, False), "bwd_mem": ("bwd_mem_allocated", fmt_bytes, False),
+            "flops_per_s": ("flops_per_s", lambda x: fmt_count(x) + "FLOP/s" if x else "-", True),
+            "buffers": ("buffers", fmt_count, False), "ops": ("num_ops", str, False),
+        }
+        for w in ("w_mean", "w_std", "w_min", "w_max", "w_zeros"):  # profile_summary(weight_stats=True)
+            numeric[w] = (w, lambda x: "-" if x != x else f"{x:.4g}", False)
+        field, fmt, round3 = numeric[key]
+        return self._numbers(field, keep, fmt, round3)
+
+    def _numbers(self, field, keep, fmt, round3=False):
+        vals = self._cols.get(field)
+        if vals is None:
+            return _unique_cells(None, fmt, len(keep))
+        vals = np.asarray(vals)[keep]
+        return _unique_cells(_round3(vals) if round3 else vals, fmt, len(keep))
+
+    @staticmethod
+    def _ti_select(field, keep, v):
+        """torchinfo's rule: a leaf, or a row at the depth limit, shows its count with its children;
+        a container above the limit only what its child rows do not show (its own ops/params)."""
+        D = v.a.depth
+        at_limit = v.depth[keep] == D if D is not None else np.zeros(len(keep), dtype=bool)
+        full = v.ints(field)[keep]
+        own = v.ints("self_macs")[keep] if field == "macs" else v.own(field)[keep]
+        return np.where(v.leaf[keep] | at_limit, full, own)
+
+    def _columns_for(self, a, default):
+        if a.columns is not None:
+            return list(a.columns)
+        cols = list(default)
+        if a.style in ("torchscope", "tree") and self._cols.get("bwd_time_ns") is not None:
+            cols[5:5] = ["bwd_self", "bwd_total"]  # backward ran: its times beside the forward's
+        return cols
+
+    def _title(self, a, key):
+        return _STYLE_TITLES.get(a.style, {}).get(key, TABLE_COLUMNS[key])
+
+    def _value_columns(self, keys, keep, v):
+        return [(self._title(v.a, c), self._cells(c, keep, v)) for c in keys]
+
+    def _param_lines(self):
+        return [f"Total params: {self.total_params:,}", f"Trainable params: {self.trainable_params:,}",
+                f"Non-trainable params: {self.total_params - self.trainable_params:,}"]
+
+    def _memory_lines(self, mib=False):
+        """torchinfo's / torchsummary's memory lines, with measured values (they estimate them)."""
+        scale = 2.0 ** 20 if mib else 1e6
+        peak, params = self.peak_memory, self.param_bytes + self.buffer_bytes
+        what = "parameters + buffers" if self.buffer_bytes else "parameters"
+        return [f"Input size (MB): {self.input_bytes / scale:0.2f}",
+                "Forward/backward pass size (MB): " + (f"{peak / scale:0.2f}   (measured: peak allocated during "
+                                                      "the pass)" if peak is not None else "not measured"),
+                f"Params size (MB): {params / scale:0.2f}   (measured: {what})",
+                f"Estimated Total Size (MB): {(self.input_bytes + (peak or 0) + params) / scale:0.2f}   "
+                "(measured, not estimated: input + pass peak + params)"]
+
+    def _uncounted_line(self):
+        real = {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
+        if not real:
+            return []
+        return ["Uncounted ops (no MAC formula; totals exclude them): "
+                + ", ".join(f"{k} x{v}" for k, v in sorted(real.items()))]
+
+    def _note_lines(self):
+        return [f"Note: {n}" for n in self.notes]
+
+    # .......................................................... torchscope (str(summary))
+    def _grid_torchscope(self, v):
+        a, cols = v.a, self._cols
         d = cols["depth"]
-        keep = np.nonzero(d <= depth)[0] if depth is not None else np.arange(len(d))
-        if sort is not None:
-            if sort not in _SORT_FIELDS:
-                raise ValueError(f"sort={sort!r}: choose one of {', '.join(_SORT_FIELDS)}")
-            vals = cols.get(_SORT_FIELDS[sort])
+        keep = np.nonzero(d <= a.depth)[0] if a.depth is not None else np.arange(len(d))
+        if "hide_recursive_layers" in a.rows:
+            keep = keep[~v.rep[keep]]
+        if a.sort is not None:
+            if a.sort not in _SORT_FIELDS:
+                raise ValueError(f"sort={a.sort!r}: choose one of {', '.join(_SORT_FIELDS)}")
+            vals = cols.get(_SORT_FIELDS[a.sort])
             if vals is None:
-                raise ValueError(f"sort={sort!r}: that column was not measured in this run")
+                raise ValueError(f"sort={a.sort!r}: that column was not measured in this run")
             vals = np.asarray(vals, dtype=np.float64)[keep]
             keep = keep[np.argsort(-vals, kind="stable")]
-        if top is not None:
-            keep = keep[:top]
-        rep = np.asarray(cols["repeat"], dtype=bool)[keep]
+        if a.top is not None:
+            keep = keep[:a.top]
+        rep = v.rep[keep]
         names, types = cols["name"], cols["type"]
         dl = d[keep].tolist()
-        flat = sort is not None
+        flat = a.sort is not None
+        numbered = "depth" in a.rows
+        idx = v.depth_index if numbered else None
         labels = []
         for i, k in enumerate(keep.tolist()):
             short = names[k] if flat else (names[k].rpartition(".")[2] if dl[i] else names[k])
             indent = "" if flat else "  " * dl[i]
-            labels.append(f"{indent}{short} ({types[k]}){' *' if rep[i] else ''}")
-        time_fmt = (lambda v: fmt_time(v, True)) if ascii_only else fmt_time
-        n = len(keep)
-        if columns is None:
-            columns = list(DEFAULT_COLUMNS)
-            if cols.get("bwd_time_ns") is not None:  # backward ran: its times beside the forward's
-                columns[5:5] = ["bwd_self", "bwd_total"]
-        columns = list(columns)
-        unknown = [c for c in columns if c not in TABLE_COLUMNS]
-        if unknown:
-            raise ValueError(f"unknown table column(s) {unknown}; choose from {', '.join(TABLE_COLUMNS)}")
+            num = f": {dl[i]}-{idx[k]}" if numbered and dl[i] else ""
+            labels.append(f"{indent}{short} ({types[k]}){num}{' *' if rep[i] else ''}")
+        columns = [("Layer (type)", _as_cells(labels))]
+        columns += self._value_columns(self._columns_for(a, DEFAULT_COLUMNS), keep, v)
+        return {"columns": columns, "footer": lambda hidden: self._torchscope_footer(a, rep.any(), hidden)}
 
-        def shapes_of(field):
-            cache, out = {}, []
-            src = cols[field]
-            for k in keep.tolist():
-                o = src[k]
-                if field == "input_shapes" and isinstance(o, tuple) and len(o) == 1:
-                    o = o[0]
-                try:
-                    t = cache.get(o)
-                    if t is None:
-                        t = cache[o] = fmt_shape(o)
-                except TypeError:  # unhashable (dict outputs)
-                    t = fmt_shape(o)
-                out.append(t)
-            return _as_cells(out)
-
-        def params_cells():
-            p = _unique_cells(cols["params"][keep], fmt_count)
-            if rep.any():
-                p = (np.append(p[0], "(shared)"), np.where(rep, len(p[0]), p[1]))
-            return p
-
-        def numbers(field, fmt, round3=False):
-            v = cols.get(field)
-            if v is None:
-                return _unique_cells(None, fmt, n)
-            v = np.asarray(v)[keep]
-            return _unique_cells(_round3(v) if round3 else v, fmt, n)
-
-        kernel = cols.get("kernel_size")
-        builders = {
-            "output_shape": lambda: shapes_of("output_shapes"),
-            "input_shape": lambda: shapes_of("input_shapes"),
-            "params": params_cells,
-            "macs": lambda: numbers("macs", fmt_count),
-            "self_cpu": lambda: numbers("fwd_self_time_ns", time_fmt, True),
-            "cpu_total": lambda: numbers("fwd_time_ns", time_fmt, True),
-            "bwd_self": lambda: numbers("bwd_self_time_ns", time_fmt, True),
-            "bwd_total": lambda: numbers("bwd_time_ns", time_fmt, True),
-            "mem_alloc": lambda: numbers("mem_allocated", fmt_bytes),
-            "mem_retained": lambda: numbers("mem_retained", fmt_bytes),
-            "mem_peak": lambda: numbers("mem_peak", fmt_bytes),
-            "bwd_mem": lambda: numbers("bwd_mem_allocated", fmt_bytes),
-            "flops_per_s": lambda: numbers("flops_per_s", lambda v: fmt_count(v) + "FLOP/s" if v else "-", True),
-            "buffers": lambda: numbers("buffers", fmt_count),
-            "kernel_size": lambda: _as_cells([str(list(kernel[k])) if kernel is not None and kernel[k] else "-"
-                                              for k in keep.tolist()]),
-            "ops": lambda: numbers("num_ops", str),
-        }
-        for wkey in ("w_mean", "w_std", "w_min", "w_max", "w_zeros"):  # profile_summary(weight_stats=True)
-            builders[wkey] = (lambda f: lambda: numbers(f, lambda v: "-" if v != v else f"{v:.4g}"))(wkey)
-        columns = [("Layer (type)", _as_cells(labels))] + [(TABLE_COLUMNS[c], builders[c]()) for c in columns]
-        padded = []
-        for j, (title, (uniq, inv)) in enumerate(columns):
-            w = max([len(title)] + [len(c) for c in uniq.tolist()])
-            just = str.ljust if j == 0 else str.rjust
-            padded_uniq = np.array([just(c, w) for c in uniq.tolist()], dtype=object)
-            padded.append([just(title, w)] + padded_uniq[inv].tolist())
-        hidden = []
-        if max_width:
-            while len(padded) > 2 and sum(len(c[0]) for c in padded) + 2 * (len(padded) - 1) > max_width:
-                padded.pop()
-                hidden.append(columns.pop()[0])
-        body = ["  ".join(r) for r in zip(*padded)]
-        width = len(body[0]) if body else 80
-        rule = ("=" if ascii_only else "═") * width
-        thin = ("-" if ascii_only else "─") * width
-        lines = [rule, body[0], thin]
-        lines.extend(body[1:])
-        lines.append(rule)
-        lines.append(f"Total params: {self.total_params:,}")
-        lines.append(f"Trainable params: {self.trainable_params:,}")
-        lines.append(f"Non-trainable params: {self.total_params - self.trainable_params:,}")
+    def _torchscope_footer(self, a, repeated, hidden):
+        time_fmt = (lambda x: fmt_time(x, True)) if a.ascii_only else fmt_time
+        lines = self._param_lines()
         if self.param_bytes_by_dtype:
             lines.append("Params size: " + ", ".join(f"{fmt_bytes(v)} {k}" for k, v in
                                                      sorted(self.param_bytes_by_dtype.items()))
                          + (f"; buffers {fmt_bytes(self.buffer_bytes)}" if self.buffer_bytes else ""))
         lines.append(f"Total MACs: {fmt_count(self.total_macs)}   (FLOPs: {fmt_count(self.total_flops)})")
-        real_uncounted = {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
-        if real_uncounted:
-            shown = ", ".join(f"{k} x{v}" for k, v in sorted(real_uncounted.items()))
-            lines.append(f"Uncounted ops (no MAC formula; totals exclude them): {shown}")
+        lines += self._uncounted_line()
         if self.total_time_ns is not None:
             lines.append(f"Forward pass time: {time_fmt(self.total_time_ns)} "
                          f"(median of {self.meta.get('iters', 1)}, {self.device})")
@@ -413,20 +745,346 @@ class ProfileSummary:
                          f"{time_fmt(getattr(self, 'backward_outside_modules_ns', None))})")
         if self.peak_memory is not None:
             lines.append(f"Peak memory during forward: {fmt_bytes(self.peak_memory)}")
-        if rep.any():
+        if repeated:
             lines.append("* module called more than once: its params are counted at the first call")
         if hidden:
-            lines.append(f"Columns hidden to fit {max_width} characters: {', '.join(reversed(hidden))}")
-        for note in self.notes:
-            lines.append(f"Note: {note}")
+            lines.append(f"Columns hidden to fit {a.max_width} characters: {', '.join(reversed(hidden))}")
+        return lines + self._note_lines()
+
+    def _layout_torchscope(self, g, a):
+        columns = list(g["columns"])
+        padded = []
+        for j, (title, (uniq, inv)) in enumerate(columns):
+            w = max([len(title)] + [len(c) for c in uniq.tolist()])
+            just = str.ljust if j == 0 else str.rjust
+            padded_uniq = np.array([just(c, w) for c in uniq.tolist()], dtype=object)
+            padded.append([just(title, w)] + padded_uniq[inv].tolist())
+        hidden = []
+        if a.max_width:
+            while len(padded) > 2 and sum(len(c[0]) for c in padded) + 2 * (len(padded) - 1) > a.max_width:
+                padded.pop()
+                hidden.append(columns.pop()[0])
+        body = ["  ".join(r) for r in zip(*padded)]
+        width = len(body[0]) if body else 80
+        rule = ("=" if a.ascii_only else "═") * width
+        thin = ("-" if a.ascii_only else "─") * width
+        lines = [rule, body[0], thin]
+        lines.extend(body[1:])
+        lines.append(rule)
+        lines += g["footer"](hidden)
         lines.append(rule)
         return "\n".join(lines)
 
+    # .......................................................... torchinfo
+    def _grid_torchinfo(self, v):
+        a = v.a
+        keep = np.arange(v.n)
+        if a.depth is not None:
+            keep = keep[v.depth[keep] <= a.depth]
+        if "hide_recursive_layers" in a.rows:
+            keep = keep[~v.rep[keep]]
+        numbered, var = "depth" in a.rows, "var_names" in a.rows
+        idx = v.depth_index
+        up, last, bar = ("+ ", "+ ", "|    ") if a.ascii_only else ("├─", "└─", "│    ")
+        labels = []
+        for k in keep.tolist():
+            d, t = int(v.depth[k]), v.types[k]
+            start = "" if d == 0 else up if d == 1 else bar * (d - 1) + last
+            name = t + (f" ({v.names[k].rpartition('.')[2] if d else t})" if var else "")
+            labels.append(start + name + (f": {d}-{idx[k]}" if numbered and d > 0 else ""))
+        head = "Layer (type" + (" (var_name)" if var else "") + (":depth-idx" if numbered else "") + ")"
+        columns = [(head, _as_cells(labels))]
+        columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["torchinfo"]), keep, v)
+        m = self.total_macs
+        unit, scale = ("T", 1e12) if m >= 1e12 else ("G", 1e9) if m >= 1e9 else ("M", 1e6)
+        top = self._param_lines() + [f"Total mult-adds ({unit}): {m / scale:,.2f}"] + self._uncounted_line()
+        return {"columns": columns, "footer": [top, self._memory_lines(), self._note_lines()]}
+
+    def _layout_torchinfo(self, g, a):
+        columns = g["columns"]
+        label_w = max([len(columns[0][0])] + [len(c) for c in columns[0][1][0].tolist()]) + 1
+        widths = [max(40, -(-label_w // 5) * 5)]
+        widths += [max(a.col_width or 25, max([len(t)] + [len(c) for c in u.tolist()]) + 1)
+                   for t, (u, _i) in columns[1:]]
+        lines = self._padded_rows(columns, widths, [str.ljust] * len(columns), " ")
+        width = sum(widths) + len(widths)
+        div = "=" * width
+        out = [div, lines[0].rstrip(), div] + [ln.rstrip() for ln in lines[1:]] + [div]
+        for block in g["footer"]:
+            if block:
+                out += block + [div]
+        return "\n".join(out)
+
+    @staticmethod
+    def _padded_rows(columns, widths, justs, sep, trailing=True):
+        """Lines of a grid: each column's distinct strings padded once, then indexed per line."""
+        padded = []
+        for (title, (uniq, inv)), w, just in zip(columns, widths, justs):
+            pu = np.array([just(c, w) for c in uniq.tolist()], dtype=object)
+            padded.append([just(title, w)] + pu[inv].tolist())
+        end = sep if trailing else ""
+        return [sep.join(r) + end for r in zip(*padded)]
+
+    # .......................................................... torchsummary
+    def _grid_torchsummary(self, v):
+        a = v.a
+        keep = np.array([k for k in range(v.n) if v.depth[k] >= 1 and v.types[k] not in _CONTAINERS
+                         and (a.depth is None or v.depth[k] <= a.depth)
+                         and not ("hide_recursive_layers" in a.rows and v.rep[k])], dtype=np.int64)
+        if not len(keep) and v.n:
+            keep = np.array([0], dtype=np.int64)  # a model without submodules: its own row
+        labels = [f"{v.types[k]}-{i + 1}" for i, k in enumerate(keep.tolist())]
+        columns = [("Layer (type)", _as_cells(labels))]
+        columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["torchsummary"]), keep, v)
+        return {"columns": columns, "footer": [self._param_lines(), self._memory_lines(mib=True),
+                                               self._note_lines()]}
+
+    def _layout_torchsummary(self, g, a):
+        columns = g["columns"]
+        widths = [max([20 if j == 0 else 25 if j == 1 else 15, len(t)] + [len(c) for c in u.tolist()])
+                  for j, (t, (u, _i)) in enumerate(columns)]
+        rows = self._padded_rows(columns, widths, [str.rjust] * len(columns), " ", trailing=False)
+        width = max(64, max(len(r) for r in rows))
+        out = ["-" * width, rows[0], "=" * width] + rows[1:] + ["=" * width]
+        for block in g["footer"]:
+            if block:
+                out += block + ["-" * width]
+        return "\n".join(out)
+
+    # .......................................................... pytorch-model-summary
+    def _grid_pms(self, v):
+        a = v.a
+        pd, pleaf, _eff = v.pms_tree()
+        D = a.depth
+        keep = np.array([k for k in range(v.n) if not v.rep[k] and (k == 0 or v.types[k] not in _CONTAINERS)
+                         and ((D is not None and pd[k] == D) or ((D is None or pd[k] < D) and pleaf[k]))],
+                        dtype=np.int64)
+        labels = [f"{v.types[k]}-{i + 1}" for i, k in enumerate(keep.tolist())]
+        keys = self._columns_for(a, STYLE_COLUMNS["pms"])
+        front = [c for c in keys if c == "parent_layers"]  # pytorch-model-summary puts it first
+        columns = self._value_columns(front, keep, v) + [("Layer (type)", _as_cells(labels))]
+        columns += self._value_columns([c for c in keys if c != "parent_layers"], keep, v)
+        return {"columns": columns, "footer": [self._param_lines(), self._note_lines()]}
+
+    def _layout_pms(self, g, a):
+        columns = g["columns"]
+        widths = [max([15, len(t)] + [len(c) for c in u.tolist()]) + 3 for t, (u, _i) in columns]
+        rows = self._padded_rows(columns, widths, [str.rjust] * len(columns), " ", trailing=False)
+        width = max(len(r) for r in rows)
+        out = ["-" * width, rows[0], "=" * width] + rows[1:] + ["=" * width]
+        for block in g["footer"]:
+            if block:
+                out += block
+        out.append("-" * width)
+        return "\n".join(out)
+
+    # .......................................................... keras
+    def _grid_keras(self, v):
+        a = v.a
+        D = a.depth
+        leaf = v.leaf
+        keep = np.array([k for k in range(v.n) if not v.rep[k] and v.depth[k] >= 1 and
+                         ((D is not None and v.depth[k] == D) or ((D is None or v.depth[k] < D) and leaf[k]))],
+                        dtype=np.int64)
+        if not len(keep) and v.n:
+            keep = np.array([0], dtype=np.int64)
+        labels = [f"{v.names[k]} ({v.types[k]})" for k in keep.tolist()]
+        columns = [("Layer (type)", _as_cells(labels))]
+        columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["keras"]), keep, v)
+        lines = self._param_lines()
+        lines[0] += f" ({fmt_bytes(self.param_bytes)})"
+        title = [f'Model: "{v.types[0] if v.n else "?"}"']
+        return {"columns": columns, "title": title, "footer": [lines, self._note_lines()]}
+
+    def _layout_keras(self, g, a):
+        columns = g["columns"]
+        widths = [max([m, len(t)] + [len(c) for c in u.tolist()]) + 1
+                  for m, (t, (u, _i)) in zip([28, 25] + [9] * len(columns), columns)]
+        rows = [" " + r.rstrip() for r in self._padded_rows(columns, widths, [str.ljust] * len(columns), " ")]
+        width = max(65, max(len(r) for r in rows) + 1)
+        out = g["title"] + ["_" * width, rows[0], "=" * width] + rows[1:] + ["=" * width]
+        for block in g["footer"]:
+            out += block
+        out.append("_" * width)
+        return "\n".join(out)
+
+    # .......................................................... module-ordered (lightning, tree)
+    def _module_entries(self, v, min_depth, max_depth):
+        """(row or -1, module index, qualified name, type, depth, has children) in module registration
+        order: every module of the model when the raw trace is here (uncalled ones get row -1), else
+        the modules' first calls."""
+        mi_col = self._cols.get("module_index")
+        first = {}
+        if mi_col is not None:
+            for k, m in enumerate(np.asarray(mi_col).tolist()):
+                if not v.rep[k]:
+                    first.setdefault(int(m), k)
+        trace = getattr(self, "_trace", None)
+        out = []
+        if trace is not None:
+            idx = trace.index
+            par = np.asarray(idx.parent).tolist()
+            kids = set(par)
+            for m, (name, typ, d) in enumerate(zip(idx.names, idx.types, np.asarray(idx.depth).tolist())):
+                if min_depth <= d and (max_depth is None or d <= max_depth):
+                    out.append((first.get(m, -1), m, name or typ, typ, d, m in kids))
+            return out
+        order = sorted(first.items()) if mi_col is not None else [(k, k) for k in range(v.n) if not v.rep[k]]
+        kids = set(v.parent[k] for k in range(v.n))
+        for m, k in order:
+            d = int(v.depth[k])
+            if min_depth <= d and (max_depth is None or d <= max_depth):
+                out.append((k, m, v.names[k], v.types[k], d, k in kids))
+        return out
+
+    def _entry_cells(self, key, rows, v, blank):
+        """_cells for entries that may have no row (-1): those get `blank`."""
+        rows = np.asarray(rows, dtype=np.int64)
+        ok = rows >= 0
+        uniq, inv = self._cells(key, rows[ok], v)
+        full = np.full(len(rows), len(uniq), dtype=np.int64)
+        full[ok] = inv
+        return np.append(uniq, blank).astype(object), full
+
+    def _grid_lightning(self, v):
+        a = v.a
+        entries = self._module_entries(v, 1, 1 if a.depth is None else a.depth)
+        rows = [e[0] for e in entries]
+        flags = v.module_flags()
+        trace = getattr(self, "_trace", None)
+        columns = [("", _as_cells([str(i) for i in range(len(entries))])),
+                   ("Name", _as_cells([e[2] for e in entries])), ("Type", _as_cells([e[3] for e in entries]))]
+        for key in self._columns_for(a, STYLE_COLUMNS["lightning"]):
+            if key in ("params", "trainable_params"):
+                vals = []
+                for k, m, *_rest in entries:
+                    if k >= 0:
+                        vals.append(int(v.ints(key)[k]))
+                    elif trace is not None:
+                        ps = {id(p): p for p in trace.index.modules[m].parameters()}.values()
+                        vals.append(sum(p.numel() for p in ps if key == "params" or p.requires_grad))
+                    else:
+                        vals.append(0)
+                cells = _unique_cells(np.array(vals, dtype=np.int64), fmt_human, len(vals))
+            elif key == "mode":
+                cells = _as_cells(["?" if flags is None or not 0 <= m < len(flags) else
+                                   ("train" if flags[m] else "eval") for _k, m, *_rest in entries])
+            else:
+                cells = self._entry_cells(key, rows, v, "?")
+            columns.append((self._title(a, key), cells))
+        lines = [f"{fmt_human(self.trainable_params):<10}Trainable params",
+                 f"{fmt_human(self.total_params - self.trainable_params):<10}Non-trainable params",
+                 f"{fmt_human(self.total_params):<10}Total params",
+                 f"{self.param_bytes / 1e6:<10,.3f}Total params size (MB; measured)"]
+        if flags is not None:
+            lines += [f"{sum(map(bool, flags)):<10}Modules in train mode",
+                      f"{len(flags) - sum(map(bool, flags)):<10}Modules in eval mode"]
+        return {"columns": columns, "footer": [lines, self._note_lines()]}
+
+    def _layout_lightning(self, g, a):
+        columns = g["columns"]
+        widths = [max([len(t)] + [len(c) for c in u.tolist()]) for t, (u, _i) in columns]
+        rows = [r.rstrip() for r in self._padded_rows(columns, widths, [str.ljust] * len(columns), " | ",
+                                                      trailing=False)]
+        width = max(len(r) for r in rows)
+        out = [rows[0], "-" * width] + rows[1:] + ["-" * width]
+        for block in g["footer"]:
+            out += block
+        return "\n".join(out)
+
+    def _grid_tree(self, v):
+        a = v.a
+        entries = self._module_entries(v, 0, a.depth)
+        trace = getattr(self, "_trace", None)
+        labels, rows, stack = [], [], []
+
+        def close(to_depth):
+            while stack and stack[-1] >= to_depth:
+                d = stack.pop()
+                labels.append("  " * d + ")")
+                rows.append(-1)
+        for k, m, name, typ, d, kids in entries:
+            close(d)
+            head = "  " * d + (f"({name.rpartition('.')[2]}): " if d else "") + typ
+            extra = ""
+            if trace is not None:
+                try:
+                    extra = " ".join(trace.index.modules[m].extra_repr().split("\n"))
+                except Exception:  # a user extra_repr that fails: the tree still prints
+                    extra = ""
+            if kids and (a.depth is None or d < a.depth):
+                labels.append(head + "(" + extra)
+                stack.append(d)
+            else:
+                labels.append(head + "(" + ("..." if kids else extra) + ")")
+            if k < 0:
+                labels[-1] += "  [not called]"
+            rows.append(k)
+        close(0)
+        columns = [("Module", _as_cells(labels))]
+        for key in self._columns_for(a, STYLE_COLUMNS["tree"]):
+            columns.append((self._title(a, key), self._entry_cells(key, rows, v, "")))
+        lines = self._param_lines() + [f"Total MACs: {fmt_count(self.total_macs)}   "
+                                       f"(FLOPs: {fmt_count(self.total_flops)})"] + self._uncounted_line()
+        return {"columns": columns, "footer": [lines, self._note_lines()]}
+
+    def _layout_tree(self, g, a):
+        columns = g["columns"]
+        widths = [max([len(t)] + [len(c) for c in u.tolist()]) for t, (u, _i) in columns]
+        justs = [str.ljust] + [str.rjust] * (len(columns) - 1)
+        rows = [r.rstrip() for r in self._padded_rows(columns, widths, justs, "  ", trailing=False)]
+        width = max(len(r) for r in rows)
+        rule = ("=" if a.ascii_only else "═") * width
+        thin = ("-" if a.ascii_only else "─") * width
+        out = [rule, rows[0], thin] + rows[1:] + [rule]
+        for block in g["footer"]:
+            out += block
+        out.append(rule)
+        return "\n".join(out)
+
+    # ---------------------------------------------------------------- display
+    def _display_kwargs(self):
+        disp = dict(getattr(self, "_display", None) or {})
+        return {k: v for k, v in disp.items() if k != "extra"}, disp.get("extra")
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the summary (in its display layout, see torchscope.summary) as an HTML table."""
+        import html
+
+        kw, extra = self._display_kwargs()
+        a = self._table_args(**kw, tty=False)
+        a.max_width = None
+        g = self._grid(a)
+        columns = g["columns"]
+        footer = g["footer"]([]) if callable(g["footer"]) else [ln for b in g["footer"] for ln in b]
+        esc = html.escape
+        out = [f"<p>{esc(t)}</p>" for t in g.get("title", [])]
+        out.append("<table><thead><tr>" + "".join(f"<th>{esc(t)}</th>" for t, _c in columns)
+                   + "</tr></thead><tbody>")
+        cells = [np.asarray(u, dtype=object)[i].tolist() for _t, (u, i) in columns]
+        first = 1 if a.style == "lightning" else 0
+        for r in zip(*cells):
+            tds = []
+            for j, c in enumerate(r):
+                text = esc(c)
+                if j == first:  # keep the tree indentation
+                    stripped = text.lstrip(" ")
+                    text = "&nbsp;" * (len(text) - len(stripped)) + stripped
+                    tds.append(f"<td style=\"text-align:left\">{text}</td>")
+                else:
+                    tds.append(f"<td>{text}</td>")
+            out.append("<tr>" + "".join(tds) + "</tr>")
+        out.append("</tbody></table>")
+        out.append("<pre>" + esc("\n".join(footer + ([extra] if extra else []))) + "</pre>")
+        return "\n".join(out)
+
     def __str__(self):
-        return self.table()
+        kw, extra = self._display_kwargs()
+        text = self.table(**kw)
+        return text + "\n" + extra if extra else text
 
     def __repr__(self):
-        return self.table()
+        return self.__str__()
 
 
 def run_meta(device: str, iters: int, warmup: int, inputs_desc: str) -> dict:
