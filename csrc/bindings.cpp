@@ -208,6 +208,15 @@ void restore_all(PyObject* modules, PyObject* previous) {
   }
 }
 
+// Points `slot` at a Python list (new reference) or clears it for None.
+void set_log(PyObject*& slot, py::object log, const char* what) {
+  Py_CLEAR(slot);
+  if (log.is_none()) return;
+  if (!PyList_Check(log.ptr())) throw py::type_error(std::string(what) + " must be a list or None");
+  slot = log.ptr();
+  Py_INCREF(slot);
+}
+
 template <class T>
 py::array_t<T> to_array(std::vector<T>&& v, py::ssize_t cols) {
   auto* heap = new std::vector<T>(std::move(v));
@@ -248,7 +257,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("memory_tracking", &memory_tracking);
   m.def("profiler_state_occupied", &profiler_state_occupied);
   m.def("thread_has_callbacks", &thread_has_callbacks);
-  m.def("set_recording", &set_recording);
   m.def("set_iteration", &set_iteration);
   m.def("module_enter", &module_enter);
   m.def("module_exit", &module_exit);
@@ -287,23 +295,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     g_tensor_type = t.ptr();
     Py_INCREF(g_tensor_type);
   });
-  m.def("set_shape_log", [](py::object log) {
-    Py_CLEAR(g_shape_log);
-    if (!log.is_none()) {
-      if (!PyList_Check(log.ptr())) throw py::type_error("shape log must be a list or None");
-      g_shape_log = log.ptr();
-      Py_INCREF(g_shape_log);
-    }
-  });
-
-  m.def("set_failure_log", [](py::object log) {
-    Py_CLEAR(g_failure_log);
-    if (!log.is_none()) {
-      if (!PyList_Check(log.ptr())) throw py::type_error("failure log must be a list or None");
-      g_failure_log = log.ptr();
-      Py_INCREF(g_failure_log);
-    }
-  });
+  m.def("set_shape_log", [](py::object log) { set_log(g_shape_log, log, "shape log"); });
+  m.def("set_failure_log", [](py::object log) { set_log(g_failure_log, log, "failure log"); });
 
   m.def("collect", []() {
     Snapshot s = collect();

@@ -386,8 +386,6 @@ bool active() {
 
 bool memory_tracking() { return g_memory; }
 
-void set_recording(bool on) { g_recording.store(on && g_active); }
-
 void set_iteration(int64_t iter) { g_iter.store(static_cast<int32_t>(iter)); }
 
 int64_t module_enter(int32_t module_index) {

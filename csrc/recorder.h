@@ -56,8 +56,6 @@ bool memory_tracking();
 bool thread_has_callbacks();
 // Whether someone (e.g. torch.profiler) holds the PROFILER_STATE slot now.
 bool profiler_state_occupied();
-// Recording can be paused without uninstalling (warm-up passes).
-void set_recording(bool on);
 void set_iteration(int64_t iter);
 
 // Module boundaries. enter returns the call id (-1 when not recording).

@@ -11,6 +11,17 @@ from torchscope import ProfileSummary, profile_summary
 from torchscope.models import SmallResNet
 
 
+class Weird(torch.nn.Module):
+    """A module name that HTML must escape."""
+
+    def __init__(self):
+        super().__init__()
+        self.add_module("a<b>", torch.nn.Linear(2, 2))
+
+    def forward(self, x):
+        return getattr(self, "a<b>")(x)
+
+
 def test_table_shows_tree_and_columns(seed, capsys):
     s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), verbose=1)
     printed = capsys.readouterr().out
@@ -72,14 +83,6 @@ def test_backward_columns_and_round_trip(seed, tmp_path):
 
 
 def test_html_repr_escapes_and_lists_rows(seed):
-    class Weird(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.add_module("a<b>", torch.nn.Linear(2, 2))
-
-        def forward(self, x):
-            return getattr(self, "a<b>")(x)
-
     html = profile_summary(Weird(), torch.randn(1, 2), verbose=0)._repr_html_()
     assert "<table>" in html and "a&lt;b&gt;" in html and "a<b>" not in html and "Linear" in html
 
@@ -172,14 +175,6 @@ def test_styles_of_a_loaded_summary(seed):
 
 
 def test_html_in_every_style_escapes(seed):
-    class Weird(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.add_module("a<b>", torch.nn.Linear(2, 2))
-
-        def forward(self, x):
-            return getattr(self, "a<b>")(x)
-
     s = profile_summary(Weird(), torch.randn(1, 2), verbose=0)
     for style in ("torchscope", "torchinfo", "torchsummary", "pms", "keras", "lightning", "tree"):
         s._display = {"style": style, "row_settings": ["var_names"]}

@@ -195,10 +195,6 @@ def thread_has_callbacks():
     return False
 
 
-def set_recording(on):
-    _S.recording = bool(on) and _S.active
-
-
 def set_iteration(it):
     _S.iteration = int(it)
 

@@ -334,9 +334,6 @@ def _round3(a: np.ndarray) -> np.ndarray:
     return np.round(a / scale) * scale
 
 
-def _opt(col, keep):
-    return None if col is None else col[keep]
-
 
 def _unique_cells(values, fmt, n: int = 0):
     """(distinct strings, index per row): format and pad each distinct value once."""
