@@ -39,13 +39,15 @@ def measure(tools: dict, rounds: int, warmup_rounds: int = 2, seed: int = 0) -> 
         for name, fn in tools.items():
             tool_t, bare_t = [], []
             for _ in range(rounds):
+                gc.collect()
+                bare_fn()  # untimed: the first call after gc.collect() runs cache-cold (~25% slower here),
+                #            which would penalise whichever side of the pair runs first
                 if rng.random() < 0.5:
                     bare_t.append(_time(bare_fn))
                     tool_t.append(_time(fn))
                 else:
                     tool_t.append(_time(fn))
                     bare_t.append(_time(bare_fn))
-                gc.collect()
             ratios = [t / b for t, b in zip(tool_t, bare_t)]
             q = statistics.quantiles(ratios, n=4) if len(ratios) >= 4 else (min(ratios), 0, max(ratios))
             out[name] = {

@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 @pytest.mark.slow
 def test_suite_passes_on_the_python_fallback(tmp_path):
     files = ["test_counts.py", "test_formulas.py", "test_report.py", "test_compat.py", "test_safety.py", "test_meta.py", "test_reliability.py",
-             "test_backward.py", "test_recorder.py"]
+             "test_backward.py", "test_recorder.py", "test_structure.py"]
     env = dict(os.environ, TORCHSCOPE_BACKEND="python")
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not native",
                         "-W", "ignore::UserWarning", *[os.path.join(HERE, f) for f in files]],

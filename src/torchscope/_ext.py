@@ -50,7 +50,7 @@ def _jit_build(reason: str):
     )
     return load(
         name=name,
-        sources=[os.path.join(src, "recorder.cpp"), os.path.join(src, "bindings.cpp")],
+        sources=[os.path.join(src, f) for f in ("recorder.cpp", "modules.cpp", "bindings.cpp")],
         extra_cflags=["-O2", "-DNDEBUG", f"-DTORCHSCOPE_TORCH_MAJOR={TORCH_MINOR.split('.')[0]}",
                       f"-DTORCHSCOPE_TORCH_MINOR={int(TORCH_MINOR.split('.')[1])}"],
         build_directory=build_dir,
@@ -87,4 +87,4 @@ def _load():
 
 C = _load()
 FALLBACK = getattr(C, "FALLBACK_NOTE", None)  # None with the C++ recorder
-C.set_tensor_type(torch.Tensor)
+

@@ -54,9 +54,9 @@ class _State:
         self.mode = None
         self.tls = threading.local()
         self.thread_ids: dict = {}
-        self.shape_log = None
+        self.shape_log: list = []   # (call, signature) while shape_log_on
+        self.shape_log_on = False
         self.failure_log = None
-        self.tensor_type = torch.Tensor
 
     def reset(self):
         self.ops: list = []      # rows of OP_COLS
@@ -224,7 +224,9 @@ def module_exit(call, failed):
 
 
 def _summarize(obj, depth=0):
-    if isinstance(obj, _S.tensor_type):
+    if isinstance(obj, torch.Tensor):
+        if obj.is_nested:
+            return None
         return obj.shape
     if depth < 4 and isinstance(obj, (tuple, list)):
         return tuple(_summarize(o, depth + 1) for o in obj)
@@ -253,9 +255,9 @@ class ModuleMarker:
                                        _summarize(kwargs, 1) if kwargs else None, None))
             raise
         module_exit(call, False)
-        if _S.shape_log is not None and call >= 0:
-            _S.shape_log.append((call, _summarize(args, 1), _summarize(kwargs, 1) if kwargs else None,
-                                 _summarize(out)))
+        if _S.shape_log_on and call >= 0:
+            _S.shape_log.append((call, (_summarize(args, 1), _summarize(kwargs, 1) if kwargs else None,
+                                        _summarize(out))))
         return out
 
 
@@ -291,12 +293,27 @@ def restore_markers(modules, previous):
             mod.__dict__["forward"] = prev
 
 
-def set_tensor_type(t):
-    _S.tensor_type = t
+def set_shape_log(enabled):
+    if enabled and not _S.shape_log_on:
+        _S.shape_log = []
+    _S.shape_log_on = bool(enabled)
 
 
-def set_shape_log(log):
-    _S.shape_log = log
+def take_shape_log():
+    """(calls: n x 2 array of call id, signature id; signatures), as the C++ log returns them."""
+    log, _S.shape_log, _S.shape_log_on = _S.shape_log, [], False
+    ids, sigs, calls = {}, [], []
+    for call, sig in log:
+        try:
+            k = ids.get(sig)
+            if k is None:
+                k = ids[sig] = len(sigs)
+                sigs.append(sig)
+        except TypeError:  # dict inside: unhashable
+            k = len(sigs)
+            sigs.append(sig)
+        calls.append((call, k))
+    return np.array(calls, dtype=np.int64).reshape(-1, 2), sigs
 
 
 def set_failure_log(log):
@@ -313,3 +330,80 @@ def collect():
             "names": list(_S.names),
             "dropped_ends": 0,
         }
+
+
+_REGION = {"compiled in place": 1, "compiled": 2, "scripted": 3}
+
+
+def walk_modules(root, script_module_type):
+    """Python twin of modules.cpp walk_modules (named_modules() order, first occurrence wins)."""
+    names, types, mods, parent, depth, region, kernel, buffers = [], [], [], [], [], [], [], []
+    seen, seen_buffers = {id(root)}, set()
+
+    def visit(mod, name, par, d):
+        md = getattr(mod, "__dict__", {})
+        names.append(name)
+        types.append(type(mod).__name__)
+        mods.append(mod)
+        parent.append(par)
+        depth.append(d)
+        kernel.append(md.get("kernel_size"))
+        if md.get("_compiled_call_impl") is not None:
+            region.append(1)
+        elif type(mod).__name__ == "OptimizedModule" and "_orig_mod" in md.get("_modules", {}):
+            region.append(2)
+        else:
+            region.append(3 if script_module_type is not None and isinstance(mod, script_module_type) else 0)
+        for b in md.get("_buffers", {}).values():
+            if b is not None and id(b) not in seen_buffers:
+                seen_buffers.add(id(b))
+                buffers.append(b)
+        me = len(mods) - 1
+        for key, child in md.get("_modules", {}).items():
+            if child is None or id(child) in seen:
+                continue
+            seen.add(id(child))
+            visit(child, f"{name}.{key}" if name else str(key), me, d + 1)
+
+    visit(root, "", -1, 0)
+    return {"modules": mods, "names": names, "types": types, "kernel_size": kernel, "buffers": buffers,
+            "parent": np.array(parent, dtype=np.int64), "depth": np.array(depth, dtype=np.int64),
+            "region": np.array(region, dtype=np.int64)}
+
+
+def tensor_stats(modules, uninitialized_type):
+    """Python twin of modules.cpp tensor_stats."""
+    n = len(modules)
+    own, own_tr, buf, uninit = [0] * n, [0] * n, [0] * n, []
+    seen, shared, pbytes, bbytes, by_dtype = set(), False, 0, 0, {}
+    for i, m in enumerate(modules):
+        md = getattr(m, "__dict__", {})
+        for p in md.get("_parameters", {}).values():
+            if not isinstance(p, torch.Tensor):
+                continue
+            if uninitialized_type is not None and isinstance(p, uninitialized_type):
+                if not uninit or uninit[-1] != i:
+                    uninit.append(i)
+                continue
+            if id(p) in seen:
+                shared = True
+                continue
+            seen.add(id(p))
+            k = p.numel()
+            own[i] += k
+            if p.requires_grad:
+                own_tr[i] += k
+            nbytes = k * p.element_size()
+            pbytes += nbytes
+            by_dtype[p.dtype] = by_dtype.get(p.dtype, 0) + nbytes
+        for b in md.get("_buffers", {}).values():
+            if not isinstance(b, torch.Tensor):
+                continue
+            buf[i] += b.numel()
+            if id(b) not in seen:
+                seen.add(id(b))
+                bbytes += b.numel() * b.element_size()
+    arr = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
+    return {"own_params": arr(own), "own_trainable": arr(own_tr), "buffer_elems": arr(buf),
+            "uninitialized": uninit, "shared": shared, "param_bytes": pbytes, "buffer_bytes": bbytes,
+            "param_bytes_by_dtype": by_dtype}

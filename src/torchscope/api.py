@@ -199,7 +199,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     att = _attribute.attribute(trace, dev_type)
     n = len(att.call_ids)
 
-    params, trainable, own, own_trainable = _count.param_counts(trace.index)
+    tc = _count.tensor_counts(trace.index)
     macs_per_op, _counted, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
     in_rows = att.op_row >= 0
     self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
@@ -210,16 +210,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     repeat = np.ones(n, dtype=bool)  # a module's second and later calls
     repeat[np.unique(module, return_index=True)[1]] = False
 
-    shapes = {e[0]: e for e in trace.shape_log}
-    ins, outs = [], []
-    for cid in att.call_ids.tolist():
-        e = shapes.get(cid)
-        if e is None:
-            ins.append(None)
-            outs.append(None)
-        else:
-            ins.append(e[1] if not e[2] else (e[1], e[2]))
-            outs.append(e[3])
+    ins, outs = _row_shapes(trace, att.call_ids)
     mlist = module.tolist()
     mod_names, mod_types = trace.index.names, trace.index.types
     names = [mod_names[m] or mod_types[m] for m in mlist]
@@ -229,7 +220,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         "name": names, "type": types, "depth": att.depth, "parent": att.parent,
         "module_index": module, "call_id": att.call_ids, "repeat": repeat.tolist(),
         "input_shapes": ins, "output_shapes": outs,
-        "params": params[module], "trainable_params": trainable[module],
+        "params": tc.params[module], "trainable_params": tc.trainable[module],
         "macs": macs, "flops": 2 * macs, "self_macs": self_macs,
         "fwd_time_ns": att.fwd_time_ns, "fwd_self_time_ns": att.fwd_self_time_ns,
         "fwd_time_min_ns": att.fwd_time_min_ns,
@@ -240,13 +231,13 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         "mem_retained": mem["retained"] if mem else None,
         "mem_peak": mem["peak"] if mem else None,
         "num_ops": att.num_ops,
-        "kernel_size": [_kernel_size(trace.index.modules[m]) for m in mlist],
-        "buffers": _buffer_counts(trace.index)[module],
+        "kernel_size": _kernel_sizes(trace.index.kernel_size, mlist),
+        "buffers": tc.buffers[module],
         "bwd_mem_allocated": att.bwd_mem_allocated,
         # achieved FLOP/s of the forward: counted FLOPs over measured time (children included)
         "flops_per_s": np.where(att.fwd_time_ns > 0, 2 * macs / np.maximum(att.fwd_time_ns, 1) * 1e9, 0.0),
     }
-    total_params, total_trainable = int(own.sum()), int(own_trainable.sum())  # each Parameter once
+    total_params, total_trainable = int(tc.own.sum()), int(tc.own_trainable.sum())  # each Parameter once
     notes = list(trace.notes) + list(att.notes)
     times = trace.pass_times_ns
     if len(times) >= 3:
@@ -256,7 +247,8 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
             notes.append(f"pass times vary by {spread:.0%} of the median over {len(times)} iterations "
                          f"(min {min(times) / 1e6:.2f} ms, max {max(times) / 1e6:.2f} ms); "
                          "consider more warmup/iters")
-    sizes = _byte_sizes(trace.index.modules, inputs)
+    sizes = {"param_bytes": tc.param_bytes, "buffer_bytes": tc.buffer_bytes, "input_bytes": _tensor_bytes(inputs),
+             "param_bytes_by_dtype": tc.param_bytes_by_dtype}
     backward_times = {"backward_time_ns": att.bwd_total_ns, "accumulate_grad_time_ns": att.accumulate_grad_ns,
                       "backward_outside_modules_ns": att.bwd_outside_ns}
     summary = ProfileSummary(
@@ -338,37 +330,22 @@ def _add_weight_columns(summary, model):
     summary._tables.clear()
 
 
-def _buffer_counts(index) -> np.ndarray:
-    """Per module: elements in its buffers, children included (non-trainable state, e.g. running stats)."""
-    own = np.array([sum(b.numel() for b in m._buffers.values() if b is not None) for m in index.modules],
-                   dtype=np.int64)
-    return _attribute.subtree_sum(own, index.parent, index.depth)
+def _row_shapes(trace, call_ids) -> tuple[list, list]:
+    """Input and output shapes of each row's call, from the interned shape log."""
+    sig = np.full(len(trace.calls), -1, dtype=np.int64)
+    if len(trace.shape_calls):
+        sig[trace.shape_calls[:, 0]] = trace.shape_calls[:, 1]
+    sig_in = [pos if not kw else (pos, kw) for pos, kw, _ in trace.shape_signatures] + [None]
+    sig_out = [out for _, _, out in trace.shape_signatures] + [None]
+    rows = sig[call_ids].tolist()  # -1: not logged -> the trailing None
+    return [sig_in[r] for r in rows], [sig_out[r] for r in rows]
 
 
-def _kernel_size(module):
-    k = module.__dict__.get("kernel_size")  # getattr would raise inside nn.Module.__getattr__ when absent
-    if isinstance(k, int):
-        return (k,)
-    return tuple(k) if isinstance(k, (tuple, list)) else None
-
-
-def _byte_sizes(modules, inputs) -> dict:
-    """Bytes of the unique parameters (also by dtype), the buffers and the input tensors."""
-    seen, params, buffers, by_dtype = set(), 0, 0, {}
-    for m in modules:
-        for p in m._parameters.values():
-            if p is not None and id(p) not in seen:
-                seen.add(id(p))
-                nbytes = p.numel() * p.element_size()
-                params += nbytes
-                key = str(p.dtype).replace("torch.", "")
-                by_dtype[key] = by_dtype.get(key, 0) + nbytes
-        for b in m._buffers.values():
-            if b is not None and id(b) not in seen:
-                seen.add(id(b))
-                buffers += b.numel() * b.element_size()
-    return {"param_bytes": params, "buffer_bytes": buffers, "input_bytes": _tensor_bytes(inputs),
-            "param_bytes_by_dtype": by_dtype}
+def _kernel_sizes(raw: list, modules: list) -> list:
+    """Per row: the module's kernel_size attribute as a tuple (None for modules without one)."""
+    has = {i: (k,) if isinstance(k, int) else tuple(k) if isinstance(k, (tuple, list)) else None
+           for i, k in enumerate(raw) if k is not None}
+    return [has.get(m) for m in modules] if has else [None] * len(modules)
 
 
 def _tensor_bytes(obj) -> int:

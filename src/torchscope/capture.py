@@ -32,7 +32,8 @@ class Trace:
     calls: np.ndarray        # n_calls x len(C.CALL_COLS); row index == call id
     mem: np.ndarray          # n_events x len(C.MEM_COLS)
     names: list              # op name by id
-    shape_log: list          # (call, positional shapes, kw shapes, output shapes), iteration 0
+    shape_calls: np.ndarray  # n x 2: module call id, shape signature (iteration 0)
+    shape_signatures: list   # per signature: (positional, keyword or None, output) as torch.Size/tuple/dict/None
     index: ModuleIndex       # the model's modules (names, types, tree)
     iters: int
     pass_times_ns: list      # wall time of each measured pass
@@ -52,63 +53,38 @@ class ModuleIndex:
     parent: np.ndarray  # index of the parent module (-1 for the root)
     depth: np.ndarray
     opaque: list = dataclasses.field(default_factory=list)  # True: inside a compiled/scripted region
-    regions: list = dataclasses.field(default_factory=list)  # _region_kind per module (None: plain)
+    regions: list = dataclasses.field(default_factory=list)  # _REGION_KINDS entry per module (None: plain)
+    kernel_size: list = dataclasses.field(default_factory=list)  # instance attribute or None, per module
+    buffers: list = dataclasses.field(default_factory=list)  # distinct buffer tensors of the model
 
 
-_SCRIPT_TYPES = (torch.jit.ScriptModule,)
-_SCRIPTED: dict = {}  # type -> is a ScriptModule (the check is slow through its metaclass)
-
-
-def _region_kind(mod) -> str | None:
-    """Modules whose forward runs compiled code that must not call Python markers.
-    Reads the instance dict directly: nn.Module.__getattr__ on a missing name raises."""
-    d = mod.__dict__
-    if d.get("_compiled_call_impl") is not None:  # nn.Module.compile() in place
-        return "compiled in place"
-    t = type(mod)
-    if t.__name__ == "OptimizedModule" and "_orig_mod" in d.get("_modules", ()):
-        return "compiled"
-    scripted = _SCRIPTED.get(t)
-    if scripted is None:
-        scripted = _SCRIPTED[t] = issubclass(t, _SCRIPT_TYPES)
-    return "scripted" if scripted else None
+# Modules whose forward runs compiled code that must not call Python markers
+# (region codes of C.walk_modules).
+_REGION_KINDS = (None, "compiled in place", "compiled", "scripted")
 
 
 def module_index(model: torch.nn.Module) -> ModuleIndex:
-    """Pre-order walk with named_modules() semantics (first occurrence wins), plus the tree."""
-    names, types, mods, parent, depth = [""], [type(model).__name__], [model], [-1], [0]
-    seen = {id(model)}
-    stack = [(iter(model._modules.items()), "", 0, 1)]  # children iterator, prefix, parent, depth
-    while stack:
-        it, prefix, par, d = stack[-1]
-        for name, child in it:
-            if child is None or id(child) in seen:
-                continue
-            seen.add(id(child))
-            qual = f"{prefix}.{name}" if prefix else name
-            names.append(qual)
-            types.append(type(child).__name__)
-            parent.append(par)
-            depth.append(d)
-            mods.append(child)
-            if child._modules:  # descend now: pre-order
-                stack.append((iter(child._modules.items()), qual, len(mods) - 1, d + 1))
-                break
-        else:
-            stack.pop()
+    """Pre-order walk with named_modules() semantics (first occurrence wins), plus the tree.
+    The walk runs in C (one pass over the instance dicts; ~0.1 us per module)."""
+    w = C.walk_modules(model, torch.jit.ScriptModule)
+    n = len(w["modules"])
+    parent = w["parent"]
     # Inside a compiled or scripted region, submodules are called by compiled code (a
     # marker there would break the graph, or never run): the region is one opaque row.
-    regions = [_region_kind(mod) for mod in mods]
-    opaque = [False] * len(mods)
-    if any(regions):
-        for i in range(len(mods)):
-            p = parent[i]
+    region = w["region"]
+    opaque = [False] * n
+    regions = [None] * n
+    if region.any():
+        regions = [_REGION_KINDS[r] for r in region.tolist()]
+        par = parent.tolist()
+        for i in range(n):
+            p = par[i]
             if p >= 0 and (opaque[p] or regions[p] is not None):
                 opaque[i] = True
             elif regions[i] == "compiled in place":
                 opaque[i] = True  # its own forward runs inside the compiled call
-    return ModuleIndex(names, types, mods, np.array(parent, dtype=np.int64), np.array(depth, dtype=np.int64),
-                       opaque, regions)
+    return ModuleIndex(w["names"], w["types"], w["modules"], parent, w["depth"], opaque, regions,
+                       w["kernel_size"], w["buffers"])
 
 
 def _install_markers(mods, skip=None):
@@ -152,10 +128,9 @@ class _ModelState:
     the RNG before each pass also makes every pass compute what the user's next call
     would (dropout included)."""
 
-    def __init__(self, modules):
+    def __init__(self, buffers):
         with torch.no_grad():  # from the module index: no second walk over the model
-            self.buffers = [(b, b.detach().clone()) for m in modules for b in m._buffers.values()
-                            if b is not None]
+            self.buffers = [(b, b.detach().clone()) for b in buffers]
         self.cpu_rng = torch.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         # torch.profiler sets this flag before it can fail to start (e.g. inside a profiled
@@ -270,9 +245,8 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
                       if kind and not index.opaque[i]})
     if regions:
         notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
-    state = _ModelState(mods)
+    state = _ModelState(index.buffers)
     saved = _install_markers(mods, index.opaque)
-    shape_log: list = []
     failures: list = []
     C.set_failure_log(failures)
     pass_times = []
@@ -292,12 +266,12 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         memory_tracking = C.memory_tracking()
         for it in range(iters):
             C.set_iteration(it)
-            C.set_shape_log(shape_log if it == 0 else None)
+            C.set_shape_log(it == 0)
             state.reset_rng()
             t0 = C.now_ns()
             out = run()
             pass_times.append(C.now_ns() - t0)
-            C.set_shape_log(None)
+            C.set_shape_log(False)
             bar.step(pass_times[-1])
             if keep_output and it == iters - 1:
                 output = out
@@ -308,7 +282,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         raise ProfileError(_failure_message(exc, failures, names, types)) from exc
     finally:
         bar.close()
-        C.set_shape_log(None)
+        C.set_shape_log(False)
         C.set_failure_log(None)
         if started:
             warning = C.stop()
@@ -317,11 +291,13 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         _restore_markers(mods, saved)
         state.restore()
 
+    shape_calls, shape_signatures = C.take_shape_log()
     snapshot = C.collect()
     if snapshot["dropped_ends"]:
         notes.append(f"{snapshot['dropped_ends']} op end events had no matching start (ignored)")
     return Trace(
         ops=snapshot["ops"], args=snapshot["args"], calls=snapshot["calls"], mem=snapshot["mem"],
-        names=snapshot["names"], shape_log=shape_log, index=index, iters=iters, pass_times_ns=pass_times, memory_tracking=memory_tracking,
+        names=snapshot["names"], shape_calls=shape_calls, shape_signatures=shape_signatures, index=index,
+        iters=iters, pass_times_ns=pass_times, memory_tracking=memory_tracking,
         notes=notes, dropped_ends=int(snapshot["dropped_ends"]), output=output,
     )

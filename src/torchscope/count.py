@@ -13,6 +13,7 @@ no formula and is counted through its bmm/mm children).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import struct
@@ -490,37 +491,36 @@ def _group_identical(name, off, ln, args, idx):
 ZERO_MAC_KEY = "(views, elementwise, norms, pooling: no MACs by convention)"
 
 
-def param_counts(index):
-    """Per module index: (params, trainable, own params, own trainable), each Parameter once.
+@dataclasses.dataclass
+class TensorCounts:
+    """Parameter and buffer sizes of the model's modules (per module index)."""
 
-    Rows count every parameter their module uses (a tied head shows its
-    weight); model totals (sum of `own`) count each Parameter object once.
-    """
-    n = len(index.modules)
-    own = [0] * n
-    own_tr = [0] * n
-    first_owner = set()
-    shared = False
-    for i, m in enumerate(index.modules):
-        for p in m._parameters.values():
-            if p is None:
-                continue
-            key = id(p)
-            if key in first_owner:
-                shared = True
-                continue
-            first_owner.add(key)
-            k = p.numel()
-            own[i] += k
-            if p.requires_grad:
-                own_tr[i] += k
-    own = np.array(own, dtype=np.int64)
-    own_tr = np.array(own_tr, dtype=np.int64)
-    if shared:  # a module's row counts every parameter it uses, shared or not
+    params: np.ndarray          # every parameter the module uses, children included (a tied head shows its weight)
+    trainable: np.ndarray
+    own: np.ndarray             # each Parameter once, at its first module: sums are model totals
+    own_trainable: np.ndarray
+    buffers: np.ndarray         # buffer elements, children included
+    param_bytes: int            # distinct tensors
+    buffer_bytes: int
+    param_bytes_by_dtype: dict  # "float32" -> bytes
+
+
+def tensor_counts(index) -> TensorCounts:
+    """One pass over every module's own parameters and buffers (in C with the native recorder)."""
+    from .attribute import subtree_sum
+
+    s = C.tensor_stats(index.modules, torch.nn.parameter.UninitializedTensorMixin)
+    if s["uninitialized"]:
+        where = ", ".join(f"'{index.names[i] or '(root)'}' ({index.types[i]})" for i in s["uninitialized"])
+        raise ValueError(f"lazy module(s) {where} still have uninitialized parameters, so their size is "
+                         "unknown; run the model once (or profile on a real device) before summarising")
+    own, own_tr = s["own_params"], s["own_trainable"]
+    if s["shared"]:  # a module's row counts every parameter it uses, shared or not
         total = np.array([sum(p.numel() for p in m.parameters()) for m in index.modules], dtype=np.int64)
         total_tr = np.array([sum(p.numel() for p in m.parameters() if p.requires_grad)
                              for m in index.modules], dtype=np.int64)
-        return total, total_tr, own, own_tr
-    from .attribute import subtree_sum
-    return (subtree_sum(own, index.parent, index.depth), subtree_sum(own_tr, index.parent, index.depth),
-            own, own_tr)
+    else:
+        total, total_tr = subtree_sum(own, index.parent, index.depth), subtree_sum(own_tr, index.parent, index.depth)
+    by_dtype = {str(k).replace("torch.", ""): v for k, v in s["param_bytes_by_dtype"].items()}
+    return TensorCounts(total, total_tr, own, own_tr, subtree_sum(s["buffer_elems"], index.parent, index.depth),
+                        s["param_bytes"], s["buffer_bytes"], by_dtype)

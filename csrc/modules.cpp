@@ -1,0 +1,619 @@
+// See modules.h. Costs measured in benchmarks/: a marker adds ~0.1 us per
+// module call (Python forward hooks: ~2 us); the shape log ~0.1-0.2 us.
+#include "modules.h"
+
+#include <torch/csrc/Size.h>
+#include <torch/csrc/autograd/python_variable.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "recorder.h"
+
+namespace torchscope {
+namespace {
+
+PyObject* interned(const char* s) { return PyUnicode_InternFromString(s); }
+
+// ------------------------------------------------------------------ shape encoding
+// One int64 stream per module call: the positional inputs, the keyword inputs
+// and the output, each encoded as
+enum ShapeTag : int64_t {
+  kShapeNone = 0,    // [0]            anything that is not a tensor/tuple/list/dict
+  kShapeTensor = 1,  // [1, ndim, d0, ...]
+  kShapeSeq = 2,     // [2, n, item...] tuples and lists (decoded as tuples)
+  kShapeDict = 3,    // [3, n, key id, value, ...]
+  kShapeOpaque = 4,  // [4]            nested or symbolic-size tensor: no sizes
+};
+constexpr int kMaxDepth = 4;
+
+struct VecHash {
+  size_t operator()(const std::vector<int64_t>& v) const noexcept {
+    uint64_t h = 1469598103934665603ull;
+    for (int64_t x : v) h = (h ^ static_cast<uint64_t>(x)) * 1099511628211ull;
+    return static_cast<size_t>(h);
+  }
+};
+
+struct ShapeLog {
+  bool enabled = false;
+  std::vector<int64_t> scratch;           // the call being encoded (reused: no allocation per call)
+  std::vector<PyObject*> keys;            // dict keys / keyword names by id (owned references)
+  std::unordered_map<std::vector<int64_t>, int64_t, VecHash> ids;  // signature -> id
+  std::vector<const std::vector<int64_t>*> by_id;
+  std::vector<int64_t> calls;             // call id, signature id
+
+  void clear() {
+    for (PyObject* k : keys) Py_DECREF(k);
+    keys.clear();
+    ids.clear();
+    by_id.clear();
+    calls.clear();
+  }
+};
+ShapeLog g_log;
+PyObject* g_failure_log = nullptr;
+
+int64_t key_id(PyObject* key) {
+  for (size_t i = 0; i < g_log.keys.size(); ++i) {
+    PyObject* k = g_log.keys[i];
+    if (k == key || (PyUnicode_CheckExact(k) && PyUnicode_CheckExact(key) && PyUnicode_Compare(k, key) == 0))
+      return static_cast<int64_t>(i);
+  }
+  Py_INCREF(key);
+  g_log.keys.push_back(key);
+  return static_cast<int64_t>(g_log.keys.size() - 1);
+}
+
+void encode_tensor(PyObject* obj, std::vector<int64_t>& out) {
+  try {
+    const at::Tensor& t = THPVariable_Unpack(obj);
+    if (!t.defined() || t.is_nested() || t.unsafeGetTensorImpl()->has_symbolic_sizes_strides()) {
+      out.push_back(kShapeOpaque);
+      return;
+    }
+    auto sizes = t.sizes();
+    out.push_back(kShapeTensor);
+    out.push_back(static_cast<int64_t>(sizes.size()));
+    out.insert(out.end(), sizes.begin(), sizes.end());
+  } catch (...) {  // a subclass with Python-defined sizes that failed: no sizes
+    out.push_back(kShapeOpaque);
+  }
+}
+
+void encode(PyObject* obj, int depth, std::vector<int64_t>& out) {
+  if (THPVariable_Check(obj)) {
+    encode_tensor(obj, out);
+  } else if (depth < kMaxDepth && (PyTuple_Check(obj) || PyList_Check(obj))) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
+    out.push_back(kShapeSeq);
+    out.push_back(n);
+    for (Py_ssize_t i = 0; i < n; ++i) encode(PySequence_Fast_ITEMS(obj)[i], depth + 1, out);
+  } else if (depth < kMaxDepth && PyDict_Check(obj)) {
+    out.push_back(kShapeDict);
+    out.push_back(PyDict_GET_SIZE(obj));
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(obj, &pos, &k, &v)) {
+      out.push_back(key_id(k));
+      encode(v, depth + 1, out);
+    }
+  } else {
+    out.push_back(kShapeNone);
+  }
+}
+
+// [Seq of positional][Dict of keyword or None][output or None]
+void encode_call(PyObject* const* args, size_t nargs, PyObject* kwnames, PyObject* out,
+                 std::vector<int64_t>& buf) {
+  buf.clear();
+  buf.push_back(kShapeSeq);
+  buf.push_back(static_cast<int64_t>(nargs));
+  for (size_t i = 0; i < nargs; ++i) encode(args[i], 1, buf);
+  Py_ssize_t nk = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nk > 0) {
+    buf.push_back(kShapeDict);
+    buf.push_back(nk);
+    for (Py_ssize_t i = 0; i < nk; ++i) {
+      buf.push_back(key_id(PyTuple_GET_ITEM(kwnames, i)));
+      encode(args[nargs + i], 1, buf);
+    }
+  } else {
+    buf.push_back(kShapeNone);
+  }
+  if (out) encode(out, 0, buf);
+  else buf.push_back(kShapeNone);
+}
+
+// Decodes one value at v[pos]; returns a new reference or NULL with an error set.
+PyObject* decode(const std::vector<int64_t>& v, size_t& pos) {
+  int64_t tag = v[pos++];
+  if (tag == kShapeTensor) {
+    int64_t nd = v[pos++];
+    PyObject* dims = PyTuple_New(nd);
+    if (!dims) return nullptr;
+    for (int64_t i = 0; i < nd; ++i) {
+      PyObject* d = PyLong_FromLongLong(v[pos++]);
+      if (!d) {
+        Py_DECREF(dims);
+        return nullptr;
+      }
+      PyTuple_SET_ITEM(dims, i, d);
+    }
+    PyObject* size = PyObject_CallOneArg(reinterpret_cast<PyObject*>(&THPSizeType), dims);
+    Py_DECREF(dims);
+    return size;
+  }
+  if (tag == kShapeSeq) {
+    int64_t n = v[pos++];
+    PyObject* t = PyTuple_New(n);
+    if (!t) return nullptr;
+    for (int64_t i = 0; i < n; ++i) {
+      PyObject* item = decode(v, pos);
+      if (!item) {
+        Py_DECREF(t);
+        return nullptr;
+      }
+      PyTuple_SET_ITEM(t, i, item);
+    }
+    return t;
+  }
+  if (tag == kShapeDict) {
+    int64_t n = v[pos++];
+    PyObject* d = PyDict_New();
+    if (!d) return nullptr;
+    for (int64_t i = 0; i < n; ++i) {
+      PyObject* key = g_log.keys[v[pos++]];
+      PyObject* item = decode(v, pos);
+      if (!item || PyDict_SetItem(d, key, item) < 0) {
+        Py_XDECREF(item);
+        Py_DECREF(d);
+        return nullptr;
+      }
+      Py_DECREF(item);
+    }
+    return d;
+  }
+  Py_RETURN_NONE;
+}
+
+// (positional, keyword or None, output) of one encoded call.
+PyObject* decode_call(const std::vector<int64_t>& v) {
+  size_t pos = 0;
+  PyObject* a = decode(v, pos);
+  PyObject* k = a ? decode(v, pos) : nullptr;
+  PyObject* o = k ? decode(v, pos) : nullptr;
+  PyObject* r = o ? PyTuple_Pack(3, a, k, o) : nullptr;
+  Py_XDECREF(a);
+  Py_XDECREF(k);
+  Py_XDECREF(o);
+  return r;
+}
+
+void log_call(int64_t call, PyObject* const* args, size_t nargs, PyObject* kwnames, PyObject* out) {
+  encode_call(args, nargs, kwnames, out, g_log.scratch);
+  auto it = g_log.ids.find(g_log.scratch);
+  if (it == g_log.ids.end()) {
+    it = g_log.ids.emplace(g_log.scratch, static_cast<int64_t>(g_log.by_id.size())).first;
+    g_log.by_id.push_back(&it->first);
+  }
+  g_log.calls.push_back(call);
+  g_log.calls.push_back(it->second);
+}
+
+// Appends (module_index, positional, keyword, None) to the failure log. Runs with
+// the forward's exception pending: keep it intact, swallow our own errors.
+void log_failure(int32_t module_index, PyObject* const* args, size_t nargs, PyObject* kwnames) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  std::vector<int64_t> buf;
+  encode_call(args, nargs, kwnames, nullptr, buf);
+  PyObject* sig = decode_call(buf);
+  if (sig) {
+    PyObject* entry = Py_BuildValue("(iOOO)", module_index, PyTuple_GET_ITEM(sig, 0), PyTuple_GET_ITEM(sig, 1),
+                                    Py_None);
+    if (entry) PyList_Append(g_failure_log, entry);
+    Py_XDECREF(entry);
+    Py_DECREF(sig);
+  }
+  PyErr_Clear();
+  PyErr_Restore(type, value, tb);
+}
+
+// ------------------------------------------------------------------ marker
+struct ModuleMarker {
+  PyObject_HEAD
+  vectorcallfunc vectorcall;
+  PyObject* wrapped;  // the module's original bound forward
+  int32_t module_index;
+};
+
+PyObject* marker_call(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+  auto* m = reinterpret_cast<ModuleMarker*>(self);
+  int64_t call = module_enter(m->module_index);
+  PyObject* out = PyObject_Vectorcall(m->wrapped, args, nargsf, kwnames);
+  module_exit(call, out == nullptr);
+  if (g_log.enabled && call >= 0 && out) log_call(call, args, PyVectorcall_NARGS(nargsf), kwnames, out);
+  // Failed calls are logged even when not recording (warm-up), innermost first,
+  // so the error can name the module and the shapes that reached it.
+  if (!out && g_failure_log) log_failure(m->module_index, args, PyVectorcall_NARGS(nargsf), kwnames);
+  return out;
+}
+
+int marker_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(reinterpret_cast<ModuleMarker*>(self)->wrapped);
+  return 0;
+}
+
+int marker_clear(PyObject* self) {
+  Py_CLEAR(reinterpret_cast<ModuleMarker*>(self)->wrapped);
+  return 0;
+}
+
+void marker_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  marker_clear(self);
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyObject* marker_get_wrapped(PyObject* self, void*) {
+  PyObject* w = reinterpret_cast<ModuleMarker*>(self)->wrapped;
+  if (!w) Py_RETURN_NONE;
+  Py_INCREF(w);
+  return w;
+}
+
+PyObject* marker_get_index(PyObject* self, void*) {
+  return PyLong_FromLong(reinterpret_cast<ModuleMarker*>(self)->module_index);
+}
+
+PyGetSetDef marker_getset[] = {
+    // __wrapped__ lets inspect.signature(module.forward) see the real signature.
+    {"__wrapped__", marker_get_wrapped, nullptr, nullptr, nullptr},
+    {"module_index", marker_get_index, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyTypeObject ModuleMarkerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject* forward_name() {
+  static PyObject* name = interned("forward");
+  return name;
+}
+
+// Appends to `previous` what restore needs; returns false with a Python error set.
+bool install_one(PyObject* mod, int32_t index, bool skip, PyObject* previous) {
+  PyObject** dict_ptr = _PyObject_GetDictPtr(mod);
+  if (skip || !dict_ptr || !*dict_ptr) return PyList_Append(previous, Py_Ellipsis) == 0;
+  PyObject* prev = PyDict_GetItemWithError(*dict_ptr, forward_name());  // borrowed
+  if (!prev && PyErr_Occurred()) return false;
+  PyObject* bound = PyObject_GetAttr(mod, forward_name());
+  if (!bound) return false;
+  PyObject* marker = make_marker(bound, index);
+  Py_DECREF(bound);
+  if (!marker) return false;
+  bool ok = PyList_Append(previous, prev ? prev : Py_None) == 0 &&
+            PyDict_SetItem(*dict_ptr, forward_name(), marker) == 0;
+  Py_DECREF(marker);
+  return ok;
+}
+
+// ------------------------------------------------------------------ structure
+PyObject* instance_dict(PyObject* obj) {  // borrowed, or NULL
+  PyObject** p = _PyObject_GetDictPtr(obj);
+  return p ? *p : nullptr;
+}
+
+// type.__name__ without the attribute lookup (heap types keep it in ht_name).
+PyObject* type_name(PyTypeObject* t) {
+  if (t->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+    PyObject* n = reinterpret_cast<PyHeapTypeObject*>(t)->ht_name;
+    Py_INCREF(n);
+    return n;
+  }
+  const char* dot = std::strrchr(t->tp_name, '.');
+  return PyUnicode_FromString(dot ? dot + 1 : t->tp_name);
+}
+
+}  // namespace
+
+bool init_marker_type(PyObject* module) {
+  ModuleMarkerType.tp_name = "torchscope._C.ModuleMarker";
+  ModuleMarkerType.tp_basicsize = sizeof(ModuleMarker);
+  ModuleMarkerType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL;
+  ModuleMarkerType.tp_vectorcall_offset = offsetof(ModuleMarker, vectorcall);
+  ModuleMarkerType.tp_call = PyVectorcall_Call;
+  ModuleMarkerType.tp_traverse = marker_traverse;
+  ModuleMarkerType.tp_clear = marker_clear;
+  ModuleMarkerType.tp_dealloc = marker_dealloc;
+  ModuleMarkerType.tp_getset = marker_getset;
+  ModuleMarkerType.tp_doc = "Brackets a module's forward with torchscope module marks.";
+  if (PyType_Ready(&ModuleMarkerType) < 0) return false;
+  Py_INCREF(&ModuleMarkerType);
+  return PyModule_AddObject(module, "ModuleMarker", reinterpret_cast<PyObject*>(&ModuleMarkerType)) == 0;
+}
+
+PyObject* make_marker(PyObject* wrapped, int32_t module_index) {
+  auto* m = PyObject_GC_New(ModuleMarker, &ModuleMarkerType);
+  if (!m) return nullptr;
+  m->vectorcall = marker_call;
+  Py_INCREF(wrapped);
+  m->wrapped = wrapped;
+  m->module_index = module_index;
+  PyObject_GC_Track(reinterpret_cast<PyObject*>(m));
+  return reinterpret_cast<PyObject*>(m);
+}
+
+PyObject* install_markers(PyObject* modules, PyObject* skip) {
+  Py_ssize_t n = PyList_GET_SIZE(modules);
+  if (PyList_GET_SIZE(skip) != n) {
+    PyErr_SetString(PyExc_ValueError, "skip must have one flag per module");
+    return nullptr;
+  }
+  PyObject* previous = PyList_New(0);
+  if (!previous) return nullptr;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (!install_one(PyList_GET_ITEM(modules, i), static_cast<int32_t>(i),
+                     PyObject_IsTrue(PyList_GET_ITEM(skip, i)) == 1, previous)) {
+      PyObject *t, *v, *tb;
+      PyErr_Fetch(&t, &v, &tb);
+      restore_markers(modules, previous);
+      Py_DECREF(previous);
+      PyErr_Restore(t, v, tb);
+      return nullptr;
+    }
+  }
+  return previous;
+}
+
+// Puts back each module's previous instance-level forward (or removes ours).
+void restore_markers(PyObject* modules, PyObject* previous) {
+  Py_ssize_t n = std::min(PyList_GET_SIZE(modules), PyList_GET_SIZE(previous));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* prev = PyList_GET_ITEM(previous, i);
+    if (prev == Py_Ellipsis) continue;
+    PyObject* d = instance_dict(PyList_GET_ITEM(modules, i));
+    if (!d) continue;
+    int rc = prev == Py_None ? PyDict_DelItem(d, forward_name()) : PyDict_SetItem(d, forward_name(), prev);
+    if (rc < 0) PyErr_Clear();
+  }
+}
+
+void set_shape_log(bool enabled) {
+  if (enabled && !g_log.enabled) g_log.clear();
+  g_log.enabled = enabled;
+}
+
+bool take_shape_log(std::vector<int64_t>* calls, PyObject** signatures) {
+  g_log.enabled = false;
+  PyObject* sigs = PyList_New(static_cast<Py_ssize_t>(g_log.by_id.size()));
+  bool ok = sigs != nullptr;
+  for (size_t i = 0; ok && i < g_log.by_id.size(); ++i) {
+    PyObject* s = decode_call(*g_log.by_id[i]);
+    if (!s) ok = false;
+    else PyList_SET_ITEM(sigs, static_cast<Py_ssize_t>(i), s);
+  }
+  if (ok) {
+    calls->swap(g_log.calls);
+    *signatures = sigs;
+  } else {
+    Py_XDECREF(sigs);
+  }
+  g_log.clear();
+  return ok;
+}
+
+void set_failure_log(PyObject* list) {
+  Py_XINCREF(list);
+  Py_XSETREF(g_failure_log, list);
+}
+
+bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out) {
+  static PyObject* s_modules = interned("_modules");
+  static PyObject* s_buffers = interned("_buffers");
+  static PyObject* s_kernel = interned("kernel_size");
+  static PyObject* s_compiled = interned("_compiled_call_impl");
+  static PyObject* s_orig = interned("_orig_mod");
+  out->modules = PyList_New(0);
+  out->names = PyList_New(0);
+  out->types = PyList_New(0);
+  out->kernel_size = PyList_New(0);
+  out->buffers = PyList_New(0);
+  std::unordered_set<PyObject*> seen{root}, seen_buffers;
+  std::unordered_map<PyTypeObject*, std::pair<PyObject*, int64_t>> types;  // name (borrowed), scripted
+  struct Frame { PyObject* children; Py_ssize_t pos; PyObject* prefix; int64_t parent, depth; };
+  std::vector<Frame> stack;
+  PyObject* empty = PyUnicode_FromString("");
+  bool ok = out->modules && out->names && out->types && out->kernel_size && out->buffers && empty;
+
+  // Appends one module; its children (if any) become the next frame (pre-order).
+  auto visit = [&](PyObject* mod, PyObject* name, int64_t parent, int64_t depth) -> bool {
+    PyTypeObject* tp = Py_TYPE(mod);
+    auto t = types.find(tp);
+    if (t == types.end()) {
+      PyObject* tn = type_name(tp);
+      if (!tn) return false;
+      int sub = script_module_type ? PyObject_IsSubclass(reinterpret_cast<PyObject*>(tp), script_module_type) : 0;
+      if (sub < 0) {
+        Py_DECREF(tn);
+        return false;
+      }
+      t = types.emplace(tp, std::make_pair(tn, int64_t(sub))).first;  // owns tn until the walk ends
+    }
+    PyObject* d = instance_dict(mod);
+    PyObject* children = d ? PyDict_GetItemWithError(d, s_modules) : nullptr;
+    PyObject* kernel = d ? PyDict_GetItemWithError(d, s_kernel) : nullptr;
+    PyObject* compiled = d ? PyDict_GetItemWithError(d, s_compiled) : nullptr;
+    if (PyErr_Occurred()) return false;
+    int64_t region = kRegionNone;
+    if (compiled && compiled != Py_None) {
+      region = kRegionCompiledInPlace;  // nn.Module.compile() in place
+    } else if (children && PyDict_Check(children) && PyDict_GetItemWithError(children, s_orig) &&
+               PyUnicode_CompareWithASCIIString(t->second.first, "OptimizedModule") == 0) {
+      region = kRegionCompiled;  // torch.compile(module)
+    } else if (t->second.second) {
+      region = kRegionScripted;
+    }
+    if (PyList_Append(out->modules, mod) < 0 || PyList_Append(out->names, name) < 0 ||
+        PyList_Append(out->types, t->second.first) < 0 ||
+        PyList_Append(out->kernel_size, kernel ? kernel : Py_None) < 0)
+      return false;
+    out->parent.push_back(parent);
+    out->depth.push_back(depth);
+    out->region.push_back(region);
+    PyObject* bufs = d ? PyDict_GetItemWithError(d, s_buffers) : nullptr;
+    if (bufs && PyDict_Check(bufs)) {
+      PyObject *k, *b;
+      Py_ssize_t pos = 0;
+      while (PyDict_Next(bufs, &pos, &k, &b))
+        if (b != Py_None && seen_buffers.insert(b).second && PyList_Append(out->buffers, b) < 0) return false;
+    }
+    if (children && !PyDict_Check(children)) {  // a mapping, e.g. a ScriptModule's OrderedModuleDict
+      PyObject* copy = PyDict_New();
+      if (!copy || PyDict_Merge(copy, children, 1) < 0) {
+        Py_XDECREF(copy);
+        return false;
+      }
+      children = copy;
+    } else {
+      Py_XINCREF(children);
+    }
+    if (children && PyDict_GET_SIZE(children) > 0) {
+      Py_INCREF(name);  // the frame owns both
+      stack.push_back({children, 0, name, static_cast<int64_t>(out->parent.size()) - 1, depth + 1});
+    } else {
+      Py_XDECREF(children);
+    }
+    return true;
+  };
+
+  ok = ok && visit(root, empty, -1, 0);
+  while (ok && !stack.empty()) {
+    size_t top = stack.size() - 1;  // by index: visit() may grow the stack
+    PyObject *key, *child;
+    bool descended = false;
+    while (ok && !descended && PyDict_Next(stack[top].children, &stack[top].pos, &key, &child)) {
+      if (child == Py_None || !seen.insert(child).second) continue;
+      PyObject* prefix = stack[top].prefix;
+      PyObject* qual = PyUnicode_GET_LENGTH(prefix) ? PyUnicode_FromFormat("%U.%S", prefix, key) : PyObject_Str(key);
+      if (!qual) {
+        ok = false;
+        break;
+      }
+      ok = visit(child, qual, stack[top].parent, stack[top].depth);
+      Py_DECREF(qual);
+      descended = stack.size() > top + 1;  // pre-order: walk the child's children first
+    }
+    if (ok && !descended) {
+      Py_DECREF(stack[top].children);
+      Py_DECREF(stack[top].prefix);
+      stack.pop_back();
+    }
+  }
+  for (Frame& f : stack) {
+    Py_DECREF(f.children);
+    Py_DECREF(f.prefix);
+  }
+  for (auto& t : types) Py_DECREF(t.second.first);
+  Py_XDECREF(empty);
+  if (!ok) {
+    Py_CLEAR(out->modules);
+    Py_CLEAR(out->names);
+    Py_CLEAR(out->types);
+    Py_CLEAR(out->kernel_size);
+    Py_CLEAR(out->buffers);
+  }
+  return ok;
+}
+
+bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* out) {
+  static PyObject* s_params = interned("_parameters");
+  static PyObject* s_buffers = interned("_buffers");
+  static PyObject* s_dtype = interned("dtype");
+  Py_ssize_t n = PyList_GET_SIZE(modules);
+  out->own_params.assign(n, 0);
+  out->own_trainable.assign(n, 0);
+  out->buffer_elems.assign(n, 0);
+  out->param_bytes_by_dtype = PyDict_New();
+  if (!out->param_bytes_by_dtype) return false;
+  std::unordered_set<PyObject*> seen;
+  std::unordered_map<PyTypeObject*, bool> lazy_type;
+  std::vector<std::pair<int, PyObject*>> dtypes;  // ScalarType -> torch.dtype (borrowed from a tensor's attr)
+  std::vector<std::pair<PyObject*, int64_t>> by_dtype;
+  bool ok = true;
+  try {
+    for (Py_ssize_t i = 0; ok && i < n; ++i) {
+      PyObject* d = instance_dict(PyList_GET_ITEM(modules, i));
+      if (!d) continue;
+      PyObject* params = PyDict_GetItemWithError(d, s_params);
+      PyObject *k, *p;
+      Py_ssize_t pos = 0;
+      bool flagged = false;
+      while (ok && params && PyDict_Check(params) && PyDict_Next(params, &pos, &k, &p)) {
+        if (p == Py_None || !THPVariable_Check(p)) continue;
+        auto lt = lazy_type.find(Py_TYPE(p));
+        if (lt == lazy_type.end()) {
+          int r = uninitialized_type ? PyObject_IsInstance(p, uninitialized_type) : 0;
+          if (r < 0) {
+            ok = false;
+            break;
+          }
+          lt = lazy_type.emplace(Py_TYPE(p), r == 1).first;
+        }
+        if (lt->second) {  // a lazy module not yet run: its size is unknown, not 0
+          if (!flagged) out->uninitialized.push_back(i);
+          flagged = true;
+          continue;
+        }
+        if (!seen.insert(p).second) {
+          out->shared = true;
+          continue;
+        }
+        const at::Tensor& t = THPVariable_Unpack(p);
+        int64_t numel = t.numel();
+        out->own_params[i] += numel;
+        if (t.requires_grad()) out->own_trainable[i] += numel;
+        int64_t nbytes = numel * t.element_size();
+        out->param_bytes += nbytes;
+        int st = static_cast<int>(t.scalar_type());
+        auto dt = std::find_if(dtypes.begin(), dtypes.end(), [st](auto& e) { return e.first == st; });
+        if (dt == dtypes.end()) {
+          PyObject* obj = PyObject_GetAttr(p, s_dtype);  // torch.dtype objects are singletons
+          if (!obj) {
+            ok = false;
+            break;
+          }
+          Py_DECREF(obj);
+          dtypes.emplace_back(st, obj);
+          dt = dtypes.end() - 1;
+        }
+        auto bd = std::find_if(by_dtype.begin(), by_dtype.end(), [&](auto& e) { return e.first == dt->second; });
+        if (bd == by_dtype.end()) by_dtype.emplace_back(dt->second, nbytes);
+        else bd->second += nbytes;
+      }
+      PyObject* bufs = ok ? PyDict_GetItemWithError(d, s_buffers) : nullptr;
+      pos = 0;
+      while (ok && bufs && PyDict_Check(bufs) && PyDict_Next(bufs, &pos, &k, &p)) {
+        if (p == Py_None || !THPVariable_Check(p)) continue;
+        const at::Tensor& t = THPVariable_Unpack(p);
+        int64_t numel = t.numel();
+        out->buffer_elems[i] += numel;
+        if (seen.insert(p).second) out->buffer_bytes += numel * t.element_size();
+      }
+      if (PyErr_Occurred()) ok = false;
+    }
+  } catch (const std::exception& e) {  // e.g. symbolic sizes
+    PyErr_Format(PyExc_RuntimeError, "torchscope: could not read a parameter's size: %s", e.what());
+    ok = false;
+  }
+  for (auto& e : by_dtype) {
+    PyObject* v = PyLong_FromLongLong(e.second);
+    if (!ok || !v || PyDict_SetItem(out->param_bytes_by_dtype, e.first, v) < 0) ok = false;
+    Py_XDECREF(v);
+  }
+  if (!ok) Py_CLEAR(out->param_bytes_by_dtype);
+  return ok;
+}
+
+}  // namespace torchscope

@@ -1,0 +1,63 @@
+// torchscope's Python-object side: what touches nn.Module and tensor objects
+// (module markers, the module-call shape log, the module tree walk and the
+// parameter statistics). CPython API plus torch's THPVariable header; no
+// pybind11 here, so bindings.cpp stays a thin list of definitions.
+//
+// Every function runs with the GIL held. Functions returning bool return false
+// with a Python error set.
+#pragma once
+#include <Python.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace torchscope {
+
+// ------------------------------------------------------------------ markers
+// ModuleMarker: a C callable installed as a module instance's `forward` that
+// brackets the original bound forward with module_enter/module_exit.
+bool init_marker_type(PyObject* module);  // PyType_Ready + module.ModuleMarker
+PyObject* make_marker(PyObject* wrapped, int32_t module_index);  // new reference
+// Installs markers (skip[i] true: leave module i alone). Returns the previous
+// instance-level forwards (None: none; Ellipsis: skipped), or NULL after undoing.
+PyObject* install_markers(PyObject* modules, PyObject* skip);
+void restore_markers(PyObject* modules, PyObject* previous);
+
+// ------------------------------------------------------------------ shape log
+// Input/output shapes of each recorded module call, interned: calls with the
+// same structure share one signature, decoded into Python objects once.
+void set_shape_log(bool enabled);
+// Returns (calls, signatures): calls = [call_id, signature, ...] pairs;
+// signatures[i] = (positional, keyword or None, output) with tensors as
+// torch.Size, tuples/lists as tuples, dicts as dicts, anything else None.
+// Clears the log. Returns false with a Python error set.
+bool take_shape_log(std::vector<int64_t>* calls, PyObject** signatures);
+// A list receiving (module_index, positional, keyword, None) for every failed
+// module call, innermost first; NULL to stop. Borrowed by the caller's ref.
+void set_failure_log(PyObject* list);
+
+// ------------------------------------------------------------------ structure
+struct ModuleTree {  // pre-order, each module once (named_modules() semantics)
+  PyObject* modules = nullptr;      // list of module objects      (new references,
+  PyObject* names = nullptr;        // list of qualified names      owned by the
+  PyObject* types = nullptr;        // list of class names          caller)
+  PyObject* kernel_size = nullptr;  // list: instance attribute `kernel_size` or None
+  PyObject* buffers = nullptr;      // list of distinct buffer tensors
+  std::vector<int64_t> parent, depth;
+  std::vector<int64_t> region;      // RegionKind per module
+};
+enum RegionKind : int64_t { kRegionNone = 0, kRegionCompiledInPlace = 1, kRegionCompiled = 2,
+                            kRegionScripted = 3 };
+bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out);
+
+struct TensorStats {
+  std::vector<int64_t> own_params, own_trainable;  // each Parameter counted at its first module
+  std::vector<int64_t> buffer_elems;               // elements of each module's own buffers
+  std::vector<int64_t> uninitialized;              // modules holding lazy (uninitialized) params
+  bool shared = false;                             // some Parameter appears in several modules
+  int64_t param_bytes = 0, buffer_bytes = 0;       // distinct tensors
+  PyObject* param_bytes_by_dtype = nullptr;        // dict torch.dtype -> bytes (new reference)
+};
+bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* out);
+
+}  // namespace torchscope

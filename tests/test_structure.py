@@ -1,0 +1,141 @@
+"""The module walk, parameter statistics and shape log (C in modules.cpp, twins in _pyrecorder.py)
+against torch's own answers: named_modules(), parameters(), and shapes seen by forward hooks."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import torchscope
+from torchscope import _pyrecorder, capture, count
+from torchscope._ext import C
+
+
+class Tricky(nn.Module):
+    """Shared child, a None child, nested containers, a tied weight, buffers, mixed dtypes, frozen params."""
+
+    def __init__(self):
+        super().__init__()
+        shared = nn.Linear(4, 4)
+        self.a = nn.Sequential(shared, nn.ReLU(), nn.Sequential(nn.Linear(4, 4), shared))
+        self.register_module("missing", None)
+        self.blocks = nn.ModuleDict({"conv": nn.Conv2d(1, 2, (3, 1)), "bn": nn.BatchNorm1d(4)})
+        self.head = nn.Linear(4, 4, bias=False)
+        self.tail = nn.Linear(4, 4, bias=False)
+        self.tail.weight = self.head.weight  # tied
+        self.half = nn.Linear(4, 2).half()
+        self.frozen = nn.Linear(4, 3)
+        self.frozen.weight.requires_grad_(False)
+        self.register_buffer("scale", torch.ones(5))
+        self.register_buffer("nothing", None)
+
+
+def _both(fn_name, *args):
+    return getattr(C, fn_name)(*args), getattr(_pyrecorder, fn_name)(*args)
+
+
+def test_walk_matches_named_modules_and_the_python_twin():
+    m = Tricky()
+    native, twin = _both("walk_modules", m, torch.jit.ScriptModule)
+    expected = list(m.named_modules())
+    assert native["names"] == [n for n, _ in expected] == twin["names"]
+    assert all(a is b for a, (_, b) in zip(native["modules"], expected))
+    assert native["types"] == [type(x).__name__ for _, x in expected] == twin["types"]
+    for key in ("parent", "depth", "region"):
+        np.testing.assert_array_equal(native[key], twin[key])
+    names = native["names"]
+    parent = native["parent"].tolist()
+    for i, n in enumerate(names[1:], 1):  # the parent of "a.2.1" is "a.2", and so on
+        assert names[parent[i]] == n.rpartition(".")[0]
+        assert native["depth"][i] == n.count(".") + 1
+    assert native["kernel_size"][names.index("blocks.conv")] == (3, 1)
+    assert [id(b) for b in native["buffers"]] == [id(b) for b in twin["buffers"]]
+    assert len(native["buffers"]) == 4  # scale + BatchNorm's three (None skipped)
+
+
+def test_walk_marks_scripted_modules():
+    m = nn.Sequential(nn.Linear(2, 2), torch.jit.script(nn.Sequential(nn.Linear(2, 2), nn.ReLU())))
+    native, twin = _both("walk_modules", m, torch.jit.ScriptModule)
+    np.testing.assert_array_equal(native["region"], twin["region"])
+    assert native["region"].tolist()[:3] == [0, 0, 3]
+    index = capture.module_index(m)
+    assert index.regions[2] == "scripted" and all(index.opaque[3:]) and not any(index.opaque[:3])
+
+
+def test_tensor_stats_count_each_parameter_once_and_match_the_python_twin():
+    m = Tricky()
+    native, twin = _both("tensor_stats", list(dict(m.named_modules()).values()),
+                         torch.nn.parameter.UninitializedTensorMixin)
+    for key in ("own_params", "own_trainable", "buffer_elems"):
+        np.testing.assert_array_equal(native[key], twin[key])
+    for key in ("shared", "param_bytes", "buffer_bytes", "param_bytes_by_dtype", "uninitialized"):
+        assert native[key] == twin[key], key
+    params = list(m.parameters())  # torch's own de-duplicated list
+    assert native["own_params"].sum() == sum(p.numel() for p in params)
+    assert native["own_trainable"].sum() == sum(p.numel() for p in params if p.requires_grad)
+    assert native["param_bytes"] == sum(p.numel() * p.element_size() for p in params)
+    assert native["param_bytes_by_dtype"] == {torch.float32: sum(p.numel() * 4 for p in params if p.dtype == torch.float32),
+                                              torch.float16: (4 * 2 + 2) * 2}
+    assert native["shared"]
+    assert native["buffer_bytes"] == sum(b.numel() * b.element_size() for b in m.buffers())
+
+
+def test_tensor_counts_rows_and_totals():
+    m = Tricky()
+    index = capture.module_index(m)
+    tc = count.tensor_counts(index)
+    for i, mod in enumerate(index.modules):  # a row counts every parameter its module uses
+        assert tc.params[i] == sum(p.numel() for p in mod.parameters()), index.names[i]
+        assert tc.buffers[i] == sum(b.numel() for b in mod.buffers()), index.names[i]
+    assert tc.own.sum() == sum(p.numel() for p in m.parameters())
+    assert tc.param_bytes_by_dtype == {"float32": tc.param_bytes - 20, "float16": 20}
+
+
+def test_lazy_module_before_its_first_call_is_an_error_not_zero():
+    m = nn.Sequential(nn.LazyLinear(3))
+    with pytest.raises(ValueError, match=r"'0' \(LazyLinear\).*uninitialized"):
+        count.tensor_counts(capture.module_index(m))
+    s = torchscope.profile_summary(m, torch.randn(2, 5), verbose=0)  # the pass materialises it
+    assert s.total_params == 5 * 3 + 3
+
+
+class Shapes(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = Inner()
+
+    def forward(self, x):
+        out = {}
+        for _ in range(3):  # identical calls: one interned signature
+            out = self.inner(x, [x, x[:1]], 7, scale=x.sum(0), name="n")
+        return out
+
+
+class Inner(nn.Module):
+    def forward(self, x, pair, k, scale=None, name=None):
+        return {"y": x * scale, "parts": (pair[1], None)}
+
+
+def test_shape_log_matches_what_forward_hooks_see():
+    m = Shapes()
+    x = torch.randn(3, 2)
+    s = torchscope.profile_summary(m, x, verbose=0)
+    rows = {r.name: r for r in s.rows}
+    inner = [r for r in s.rows if r.type == "Inner"]
+    assert len(inner) == 3
+    for r in inner:
+        pos, kw = r.input_shapes
+        assert pos == (torch.Size([3, 2]), (torch.Size([3, 2]), torch.Size([1, 2])), None)
+        assert kw == {"scale": torch.Size([2]), "name": None}
+        assert r.output_shapes == {"y": torch.Size([3, 2]), "parts": (torch.Size([1, 2]), None)}
+    assert rows["Shapes"].input_shapes == (torch.Size([3, 2]),)
+    assert s._trace.shape_signatures and len(s._trace.shape_signatures) == 2  # root + Inner
+
+
+def test_nested_tensor_output_has_no_shape_and_no_crash():
+    class Nest(nn.Module):
+        def forward(self, x):
+            return torch.nested.nested_tensor([x[0], x[1, :1]])
+
+    s = torchscope.profile_summary(nn.Sequential(Nest()), torch.randn(2, 3), verbose=0)
+    assert s.rows[1].output_shapes is None
+    assert s.rows[1].input_shapes == (torch.Size([2, 3]),)
