@@ -25,7 +25,7 @@ def _fmt_case(name, res):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if not RESULTS["cases"] and not RESULTS["micro"]:
+    if not RESULTS["cases"] and not RESULTS["micro"] and not RESULTS.get("phases"):
         return
     import torchscope
 
@@ -58,6 +58,14 @@ def pytest_sessionfinish(session, exitstatus):
         for name, (self_sum, total) in RESULTS["accuracy"].items():
             lines.append(f"| {name} | {self_sum / 1e6:.3f} ms | {total / 1e6:.3f} ms | "
                          f"{100 * (total - self_sum) / total:.2f}% |")
+        lines.append("")
+    if RESULTS.get("phases"):
+        name, res = RESULTS["phases"]
+        lines += ["## Where the overhead goes (tiny MLP)", "",
+                  f"Each stage added in turn, {name}; same paired measurement as above.", "",
+                  "| stage | median ms | ratio to bare (median of pairs) | ratio of minima |", "|---|---:|---:|---:|"]
+        for stage, r in res.items():
+            lines.append(f"| {stage} | {r['median_ms']:.2f} | {r['ratio']:.2f}x | {r['ratio_of_mins']:.2f}x |")
         lines.append("")
     if RESULTS["micro"]:
         lines += ["## Per-op and per-module costs", "",

@@ -96,11 +96,10 @@ def test_micro_costs(benchmark):
             # markers already installed: only the per-call enter/exit (+ optional shape log)
             def run():
                 C.start(False, False)
-                log = []
-                if shape_log:
-                    C.set_shape_log(log)
+                C.set_shape_log(shape_log)
                 marked(y)
-                C.set_shape_log(None)
+                C.set_shape_log(False)
+                C.take_shape_log()
                 C.stop()
             return run
 
@@ -153,3 +152,36 @@ def test_self_time_accuracy(benchmark, case):
 
     self_sum, total = benchmark.pedantic(run, rounds=1, iterations=1)
     RESULTS.setdefault("accuracy", {})[name] = (self_sum, total)
+
+
+def test_phases(benchmark):
+    """Where the tiny MLP's overhead goes: each stage added in turn, paired with the bare forward."""
+    import torchscope
+    from torchscope import api
+    from torchscope._ext import C
+
+    name, model, x, rounds = CASES[0]
+    index = capture.module_index(model)
+    skip = [False] * len(index.modules)
+
+    def recorder_pass():  # callbacks with shapes and memory, plus module markers: the recorded pass alone
+        saved = C.install_markers(index.modules, skip)
+        C.start(True, True)
+        model(x)
+        C.stop()
+        C.restore_markers(index.modules, saved)
+        C.collect()
+
+    def run_capture():
+        return capture.capture(model, lambda: model(x), warmup=0, iters=1)
+
+    def capture_build():
+        return api._build(run_capture(), torch.device("cpu"), None, 0, x)
+
+    tools = {"bare": lambda: model(x), "recorded pass (ops + markers)": recorder_pass,
+             "capture (+ walk, shape log, state, collect)": run_capture,
+             "capture + attribute/count/build": capture_build,
+             "full: profile_summary + str": lambda: str(torchscope.profile_summary(model, x, warmup=0, iters=1,
+                                                                                    verbose=0))}
+    res = benchmark.pedantic(lambda: measure(tools, rounds), rounds=1, iterations=1)
+    RESULTS["phases"] = (name, res)

@@ -299,18 +299,24 @@ def set_shape_log(enabled):
     _S.shape_log_on = bool(enabled)
 
 
+def _frozen(sig):
+    """A hashable key for a shape signature (dicts become tagged item tuples)."""
+    if isinstance(sig, dict):
+        return (dict, tuple((k, _frozen(v)) for k, v in sig.items()))
+    if isinstance(sig, tuple) and not isinstance(sig, torch.Size):
+        return tuple(_frozen(v) for v in sig)
+    return sig
+
+
 def take_shape_log():
     """(calls: n x 2 array of call id, signature id; signatures), as the C++ log returns them."""
     log, _S.shape_log, _S.shape_log_on = _S.shape_log, [], False
     ids, sigs, calls = {}, [], []
     for call, sig in log:
-        try:
-            k = ids.get(sig)
-            if k is None:
-                k = ids[sig] = len(sigs)
-                sigs.append(sig)
-        except TypeError:  # dict inside: unhashable
-            k = len(sigs)
+        key = _frozen(sig)
+        k = ids.get(key)
+        if k is None:
+            k = ids[key] = len(sigs)
             sigs.append(sig)
         calls.append((call, k))
     return np.array(calls, dtype=np.int64).reshape(-1, 2), sigs

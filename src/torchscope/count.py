@@ -375,15 +375,18 @@ def op_formula_flags(names: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _under(flag: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """Per op: whether some ancestor has `flag` set (one vectorised step per nesting level)."""
+    """Per op: whether some ancestor has `flag` set (one vectorised step per nesting level,
+    over the ops still undecided)."""
     out = np.zeros(len(parent), dtype=bool)
-    anc = parent.copy()
-    while True:
+    idx = np.nonzero(parent >= 0)[0]
+    anc = parent[idx]
+    while len(idx):
+        hit = flag[anc]
+        out[idx[hit]] = True
+        idx, anc = idx[~hit], parent[anc[~hit]]
         live = anc >= 0
-        if not live.any():
-            return out
-        out[live] |= flag[anc[live]]
-        anc = np.where(live, parent[np.maximum(anc, 0)], -1)
+        idx, anc = idx[live], anc[live]
+    return out
 
 
 def _above(flag: np.ndarray, parent: np.ndarray) -> np.ndarray:

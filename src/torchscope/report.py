@@ -79,6 +79,24 @@ def fmt_time(ns, ascii_only=False) -> str:
     return f"{ns:.0f} ns"
 
 
+_TIME_UNITS = ((1e9, "{:.2f} s"), (1e6, "{:.2f} ms"), (1e3, "{:.1f} µs"), (1.0, "{:.0f} ns"))
+
+
+def fmt_times(values, ascii_only=False) -> list:
+    """fmt_time over an array at once (one str.format per value, no per-value branching)."""
+    a = np.asarray(values, dtype=np.float64)
+    out = np.full(len(a), "-", dtype=object)  # NaN: not measured
+    done = np.isnan(a)
+    for scale, pattern in _TIME_UNITS:
+        m = ~done & (a >= scale) if scale > 1 else ~done
+        if m.any():
+            if ascii_only:
+                pattern = pattern.replace("µs", "us")
+            out[m] = list(map(pattern.format, (a[m] / scale).tolist()))
+            done |= m
+    return out.tolist()
+
+
 def fmt_shape(s) -> str:
     if s is None:
         return "-"
@@ -335,12 +353,14 @@ def _round3(a: np.ndarray) -> np.ndarray:
 
 
 
-def _unique_cells(values, fmt, n: int = 0):
-    """(distinct strings, index per row): format and pad each distinct value once."""
+def _unique_cells(values, fmt, n: int = 0, fmt_many=None):
+    """(distinct strings, index per row): format and pad each distinct value once
+    (fmt_many: formats an array of values at once)."""
     if values is None:
         return np.array(["-"], dtype=object), np.zeros(n, dtype=np.int64)
     uniq, inv = np.unique(np.asarray(values), return_inverse=True)
-    return np.array([fmt(v) for v in uniq.tolist()], dtype=object), inv.reshape(-1)
+    cells = fmt_many(uniq) if fmt_many is not None else [fmt(v) for v in uniq.tolist()]
+    return np.array(cells, dtype=object), inv.reshape(-1)
 
 
 def _as_cells(strings: list):
@@ -631,14 +651,15 @@ class ProfileSummary:
         for w in ("w_mean", "w_std", "w_min", "w_max", "w_zeros"):  # profile_summary(weight_stats=True)
             numeric[w] = (w, lambda x: "-" if x != x else f"{x:.4g}", False)
         field, fmt, round3 = numeric[key]
-        return self._numbers(field, keep, fmt, round3)
+        many = (lambda a: fmt_times(a, v.a.ascii_only)) if fmt is t else None
+        return self._numbers(field, keep, fmt, round3, many)
 
-    def _numbers(self, field, keep, fmt, round3=False):
+    def _numbers(self, field, keep, fmt, round3=False, fmt_many=None):
         vals = self._cols.get(field)
         if vals is None:
             return _unique_cells(None, fmt, len(keep))
         vals = np.asarray(vals)[keep]
-        return _unique_cells(_round3(vals) if round3 else vals, fmt, len(keep))
+        return _unique_cells(_round3(vals) if round3 else vals, fmt, len(keep), fmt_many)
 
     @staticmethod
     def _ti_select(field, keep, v):
@@ -713,12 +734,16 @@ class ProfileSummary:
         flat = a.sort is not None
         numbered = "depth" in a.rows
         idx = v.depth_index if numbered else None
-        labels = []
-        for i, k in enumerate(keep.tolist()):
-            short = names[k] if flat else (names[k].rpartition(".")[2] if dl[i] else names[k])
-            indent = "" if flat else "  " * dl[i]
-            num = f": {dl[i]}-{idx[k]}" if numbered and dl[i] else ""
-            labels.append(f"{indent}{short} ({types[k]}){num}{' *' if rep[i] else ''}")
+        if flat or numbered:
+            labels = []
+            for i, k in enumerate(keep.tolist()):
+                short = names[k] if flat else (names[k].rpartition(".")[2] if dl[i] else names[k])
+                indent = "" if flat else "  " * dl[i]
+                num = f": {dl[i]}-{idx[k]}" if numbered and dl[i] else ""
+                labels.append(f"{indent}{short} ({types[k]}){num}{' *' if rep[i] else ''}")
+        else:  # the default tree (most tables): same labels, one comprehension
+            labels = [f"{'  ' * d}{names[k].rpartition('.')[2] if d else names[k]} ({types[k]}){' *' if r else ''}"
+                      for k, d, r in zip(keep.tolist(), dl, rep.tolist())]
         columns = [("Layer (type)", _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, DEFAULT_COLUMNS), keep, v)
         return {"columns": columns, "footer": lambda hidden: self._torchscope_footer(a, rep.any(), hidden)}
