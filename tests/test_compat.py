@@ -2,6 +2,8 @@
 seed tutorials use them), the layouts, and the errors for bad arguments."""
 import warnings
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -71,6 +73,33 @@ def test_torchsummary_size_without_batch(capsys):
     assert s.total_params == 268650 and "Total params: 268,650" in out
     assert s.row("conv1").output_shapes == torch.Size([2, 16, 32, 32])   # really run with a batch of 2
     assert any("per-sample" in n for n in s.notes)
+
+
+def test_torchsummary_layout_lists_rows_like_torchsummary(capsys):
+    """Rows in the order torchsummary's forward hooks fire (a block after its children), same numbering,
+    shapes and params; checked against torchsummary itself on a model with nested blocks."""
+    torchsummary = pytest.importorskip("torchsummary", reason="installed by .ci/setup")
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.act = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.conv(x)) + x
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), Block(), nn.Sequential(Block(), nn.MaxPool2d(2)),
+                          nn.Flatten(), nn.Linear(4 * 4 * 4, 5))
+    torchsummary.summary(model, (3, 8, 8), device="cpu")
+    theirs = capsys.readouterr().out
+    str(summary(model, (3, 8, 8), batch_size=-1))
+    ours = capsys.readouterr().out
+
+    def rows(text):
+        return [ln.split() for ln in text.splitlines() if re.match(r"\s+\w+-\d+\s", ln)]
+    assert rows(ours) == rows(theirs)
+    assert [r[0] for r in rows(ours)][:4] == ["Conv2d-1", "Conv2d-2", "ReLU-3", "Block-4"]
 
 
 def test_torchsummary_input_size_keyword_on_an_mlp():

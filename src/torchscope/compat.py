@@ -59,7 +59,9 @@ Semantics, where the three libraries (or the tutorials using them) disagree:
 - Layout (``style=``): default "pms" for the pytorch-model-summary form (tensors after the model, or any of
   show_input/show_hierarchical/print_summary/max_depth/show_parent_layers), "torchsummary" when
   ``batch_size=`` is given, else "torchinfo". ``depth`` (or pytorch-model-summary's ``max_depth``)
-  defaults to the tool's: torchinfo 3, pms 1, lightning 1, the others every level.
+  defaults to the tool's: torchinfo 3, pms 1, lightning 1, the others every level. The torchsummary layout
+  lists the rows as torchsummary does: in the order the calls return (a block after its children), each
+  with its module's own parameters, so the rows add up to the total.
 - Printing: torchinfo's ``verbose`` (0 silent; 1 or 2 print; default 1, or 0 in an interactive
   session/Jupyter where the returned object displays itself). The pytorch-model-summary form prints only
   with ``print_summary=True`` (or an explicit verbose).

@@ -280,6 +280,22 @@ class _View:
         return self._get("own_" + field, make)
 
     @property
+    def exit_rank(self) -> np.ndarray:
+        """Each row's position in the order the calls returned (children before their parent):
+        the order in which forward hooks fire, which is how torchsummary lists its rows."""
+        def make():
+            order, stack = [], []
+            for k, d in enumerate(self.depth.tolist()):  # rows are in call order (pre-order)
+                while stack and stack[-1][1] >= d:
+                    order.append(stack.pop()[0])
+                stack.append((k, d))
+            order.extend(k for k, _ in reversed(stack))
+            rank = np.empty(self.n, dtype=np.int64)
+            rank[np.array(order, dtype=np.int64)] = np.arange(self.n)
+            return rank
+        return self._get("exit_rank", make)
+
+    @property
     def depth_index(self) -> list:
         """torchinfo's depth-idx: the row's number among the rows of its depth."""
         def make():
@@ -597,7 +613,10 @@ class ProfileSummary:
                 return _unique_cells(code, lambda c: "(recursive)" if c == -1 else "--" if c == 0 else
                                      (f"({c // 2:,})" if c % 2 else f"{c // 2:,}"))
             fmt = fmt_count if compact else fmt_human if style == "lightning" else comma
-            p = _unique_cells(np.asarray(cols[key])[keep] if cols.get(key) is not None else None, fmt, n)
+            if style == "torchsummary":  # its rows hold each module's own weights: they add up to the total
+                p = _unique_cells(v.own(key)[keep], fmt, n)
+            else:
+                p = _unique_cells(np.asarray(cols[key])[keep] if cols.get(key) is not None else None, fmt, n)
             shared = rep if compact else rep & (v.ints("params")[keep] > 0)  # torchscope marks every repeat
             if shared.any():
                 p = (np.append(p[0], "(shared)"), np.where(shared, len(p[0]), p[1]))
@@ -855,6 +874,7 @@ class ProfileSummary:
                          and not ("hide_recursive_layers" in a.rows and v.rep[k])], dtype=np.int64)
         if not len(keep) and v.n:
             keep = np.array([0], dtype=np.int64)  # a model without submodules: its own row
+        keep = keep[np.argsort(v.exit_rank[keep], kind="stable")]  # torchsummary: as its forward hooks fire
         labels = [f"{v.types[k]}-{i + 1}" for i, k in enumerate(keep.tolist())]
         columns = [("Layer (type)", _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["torchsummary"]), keep, v)
