@@ -442,8 +442,8 @@ def test_bad_arguments_name_the_argument():
         summary(m, (4,), batch_size=2, batch_dim=0, verbose=0)
     with pytest.raises(ValueError, match="input_size given twice"):
         summary(m, (4,), input_size=(4,), verbose=0)
-    with pytest.raises(ValueError, match="needs inputs"):
-        summary(m, verbose=0)
+    with pytest.raises(TypeError, match=r"forward arguments \['mask'\] given without inputs"):
+        summary(m, mask=None, verbose=0)
     with pytest.raises(ValueError, match="verbose"):
         summary(m, (4,), verbose=5)
     with pytest.raises(ValueError, match="depth"):
@@ -453,3 +453,53 @@ def test_bad_arguments_name_the_argument():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a valid call warns about nothing
         summary(m, (4,), verbose=0)
+
+
+# ----------------------------------------------------------------------- input-less summary(model)
+class NeverRun(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8, 2)
+        self.head.bias.requires_grad_(False)
+
+    def forward(self, x):
+        raise AssertionError("an input-less summary must not run the model")
+
+
+def test_inputless_summary_shows_the_tree_and_params_like_torchinfo(capsys):
+    torchinfo = pytest.importorskip("torchinfo", reason="installed by .ci/setup")
+    m = NeverRun()
+    s = summary(m)
+    ours = capsys.readouterr().out
+    theirs = str(torchinfo.summary(m, verbose=0))
+
+    def body(text):  # the table rows between the header rule and the totals
+        lines = text.splitlines()
+        return [ln.split() for ln in lines[3:lines.index(next(x for x in lines if x.startswith("Total params")))]
+                if ln and not ln.startswith("=")]
+    assert body(ours) == body(theirs)
+    assert s.total_params == 8 * 3 * 9 + 8 + 16 + 18 and s.trainable_params == s.total_params - 2
+    assert s.total_macs is None and "Total mult-adds: not counted" in ours
+    assert [r.params for r in s.rows] == [sum(p.numel() for p in x.parameters()) for x in m.modules()]
+    assert all(r.output_shapes is None and r.fwd_time_ns is None for r in s.rows)
+    assert "no input given" in ours
+
+
+def test_inputless_summary_round_trips_through_json_and_diff(tmp_path):
+    from torchscope.diff import diff
+    s = summary(NeverRun(), style="keras", verbose=0)
+    assert "Total MACs" not in str(s) and "-" in str(s)
+    back = ProfileSummary.from_json(s.to_json())
+    assert back.total_macs is None and back.total_params == s.total_params
+    for style in ("torchscope", "torchinfo", "torchsummary", "pms", "keras", "lightning", "tree"):
+        assert back.table(style=style) == s.table(style=style), style
+    assert back.table(sort="params") == s.table(sort="params")
+    for x in (s, back):
+        with pytest.raises(ValueError, match="sort='macs': that column was not measured"):
+            x.table(sort="macs")
+    base, new = tmp_path / "a.json", tmp_path / "b.json"
+    base.write_text(s.to_json())
+    new.write_text(summary(NeverRun(), verbose=0).to_json())
+    res = diff(str(base), str(new), max_params="0%")
+    assert res.ok and res.totals["params"] == (s.total_params, s.total_params)

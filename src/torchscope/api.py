@@ -194,6 +194,39 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     return summary
 
 
+def structure_summary(model: torch.nn.Module, depth: int | None = None) -> ProfileSummary:
+    """The module tree and its parameters without running the model (torchinfo's and Keras'
+    input-less summary): one row per module, each module once; shapes, MACs, times and memory
+    need a forward pass and are None (shown as not measured, never as 0)."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    index = _capture.module_index(model)
+    tc = _count.tensor_counts(index)
+    n = len(index.modules)
+    idx = np.arange(n, dtype=np.int64)
+    none = [None] * n
+    cols = {f: None for f in ("macs", "flops", "self_macs", "fwd_time_ns", "fwd_self_time_ns", "fwd_time_min_ns",
+                              "bwd_time_ns", "bwd_self_time_ns", "fwd_device_time_ns", "bwd_device_time_ns",
+                              "mem_allocated", "mem_freed", "mem_retained", "mem_peak", "num_ops",
+                              "bwd_mem_allocated", "flops_per_s")}
+    cols.update({
+        "name": [nm or tp for nm, tp in zip(index.names, index.types)], "type": list(index.types),
+        "depth": index.depth, "parent": index.parent, "module_index": idx, "call_id": np.full(n, -1),
+        "repeat": [False] * n, "input_shapes": none, "output_shapes": list(none),
+        "params": tc.params, "trainable_params": tc.trainable, "buffers": tc.buffers,
+        "kernel_size": _kernel_sizes(index.kernel_size, idx.tolist()),
+    })
+    dev = _first_device(model) or torch.device("cpu")
+    return ProfileSummary(
+        columns=cols, total_params=int(tc.own.sum()), trainable_params=int(tc.own_trainable.sum()),
+        total_macs=None, uncounted_ops={}, total_time_ns=None, device=str(dev), peak_memory=None,
+        meta=dict(run_meta(str(dev), 0, 0, "none"), device_name=_device_name(dev)),
+        notes=["no input given: the module tree and its parameters only (shapes, MACs, times and memory "
+               "need a forward pass: pass input_size= or input_data=)"],
+        depth=depth, param_bytes=tc.param_bytes, buffer_bytes=tc.buffer_bytes, input_bytes=0,
+        param_bytes_by_dtype=tc.param_bytes_by_dtype)
+
+
 def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=None) -> ProfileSummary:
     dev_type = _attribute.DEVICE_TYPE_CUDA if run_device.type == "cuda" else _attribute.DEVICE_TYPE_CPU
     att = _attribute.attribute(trace, dev_type)

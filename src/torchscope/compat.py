@@ -19,6 +19,8 @@ Call forms (all return a ProfileSummary; ``str()``/``repr()`` and Jupyter's HTML
             print_summary=False, show_parent_layers=False, batch_size=-1)   # pytorch-model-summary
     summary(model, input_size=(2, 4), style="keras")      # or "torchinfo", "torchsummary", "pms",
                                                           #   "lightning", "tree", "torchscope"
+    summary(model)                                        # torchinfo without inputs: the module tree and
+                                                          #   params only; nothing runs, MACs not counted
 
 Semantics, where the three libraries (or the tutorials using them) disagree:
 
@@ -87,7 +89,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .api import profile_summary
+from .api import profile_summary, structure_summary
 from .capture import ProfileError
 from .report import ROW_SETTINGS, STYLES, ProfileSummary, check_row_settings, table_columns
 
@@ -315,9 +317,7 @@ def summary(model: nn.Module, *args: Any, input_size=None, input_data=None, batc
         raise ValueError("give either input_size or input_data, not both")
     if tensors and given:
         raise ValueError(f"model inputs given both positionally and as {given[0]}=; give one of them")
-    if not tensors and not given:
-        raise ValueError("summary() needs inputs: input_size=(...) (torchinfo: with the batch dimension; "
-                         "torchsummary: without), input_data=tensor(s), or input tensors after the model")
+    structure_only = not tensors and not given  # torchinfo's summary(model): the tree and params, nothing runs
     if style is None:
         style = "pms" if pms else "torchsummary" if batch_size is not None else "torchinfo"
     if style not in STYLES:
@@ -360,6 +360,14 @@ def summary(model: nn.Module, *args: Any, input_size=None, input_data=None, batc
             ["input_shape" if pms_kw.get("show_input") else "output_shape", "params", "trainable_params"]
     profile_kw = {k: kwargs.pop(k) for k in _PROFILE_KEYS if k in kwargs}
     fw_kwargs = kwargs  # torchinfo: the rest go to the model's forward
+    if structure_only:
+        if fw_kwargs:
+            raise TypeError(f"summary(): forward arguments {sorted(fw_kwargs)} given without inputs; pass "
+                            "input_size= or input_data= to run the model")
+        if style == "torchinfo" and columns is None:
+            columns = ["params"]  # torchinfo without inputs shows only Param #
+        return _show(structure_summary(model), model, notes, style, columns, depth, rows, None, col_width,
+                     pms, pms_kw, verbose)
 
     # ------------------------------------------------ device
     if device is not None:
@@ -459,7 +467,11 @@ def summary(model: nn.Module, *args: Any, input_size=None, input_data=None, batc
                 model.__dict__["forward"] = patched
         for m, f in flags:
             m.training = f
+    return _show(s, model, notes, style, columns, depth, rows, batch_as, col_width, pms, pms_kw, verbose)
 
+
+def _show(s, model, notes, style, columns, depth, rows, batch_as, col_width, pms, pms_kw, verbose):
+    """Attach the chosen layout to the summary (str/repr/HTML show it) and print it when asked."""
     s.notes.extend(notes)
     display = {"style": style, "columns": columns, "depth": depth, "row_settings": rows, "batch_as": batch_as,
                "col_width": col_width}

@@ -32,8 +32,9 @@ _EXTRA_ATTRS = ("depth", "param_bytes", "buffer_bytes", "input_bytes", "backward
                 "accumulate_grad_time_ns", "backward_outside_modules_ns", "peak_flops",
                 "achieved_flops_per_s", "percent_of_peak")
 # Columns the table indexes with numpy arrays (must never be lists after loading).
-_NUMERIC_ALWAYS = ("depth", "parent", "module_index", "call_id", "params", "trainable_params", "macs",
-                   "flops", "self_macs", "fwd_time_ns", "fwd_self_time_ns", "fwd_time_min_ns", "num_ops")
+# Structural columns every table needs; measured ones (MACs, times, ...) stay None when a file has none
+# (a structure-only summary: not measured, never shown as 0).
+_NUMERIC_ALWAYS = ("depth", "parent", "module_index", "call_id", "params", "trainable_params")
 
 
 # ----------------------------------------------------------------------- JSON

@@ -397,7 +397,7 @@ class ProfileSummary:
     """The result of profile_summary(): rows (one per module call) and totals."""
 
     def __init__(self, *, columns: dict, total_params: int, trainable_params: int,
-                 total_macs: int, uncounted_ops: dict, total_time_ns: float | None,
+                 total_macs: int | None, uncounted_ops: dict, total_time_ns: float | None,
                  device: str, peak_memory: int | None, meta: dict, notes: list,
                  depth: int | None = None, output: Any = None, param_bytes: int = 0,
                  buffer_bytes: int = 0, input_bytes: int = 0, param_bytes_by_dtype: dict | None = None):
@@ -406,8 +406,9 @@ class ProfileSummary:
         self._tables = {}
         self.total_params = int(total_params)
         self.trainable_params = int(trainable_params)
-        self.total_macs = int(total_macs)
-        self.total_flops = 2 * int(total_macs)
+        # None: not counted (no forward pass ran: a structure-only summary)
+        self.total_macs = None if total_macs is None else int(total_macs)
+        self.total_flops = None if total_macs is None else 2 * int(total_macs)
         self.uncounted_ops = dict(uncounted_ops)
         self.total_time_ns = total_time_ns
         self.device = device
@@ -720,6 +721,11 @@ class ProfileSummary:
                 f"Estimated Total Size (MB): {(self.input_bytes + (peak or 0) + params) / scale:0.2f}   "
                 "(measured, not estimated: input + pass peak + params)"]
 
+    def _macs_line(self):
+        if self.total_macs is None:
+            return "Total MACs: not counted (no forward pass ran)"
+        return f"Total MACs: {fmt_count(self.total_macs)}   (FLOPs: {fmt_count(self.total_flops)})"
+
     def _uncounted_line(self):
         real = {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
         if not real:
@@ -774,7 +780,7 @@ class ProfileSummary:
             lines.append("Params size: " + ", ".join(f"{fmt_bytes(v)} {k}" for k, v in
                                                      sorted(self.param_bytes_by_dtype.items()))
                          + (f"; buffers {fmt_bytes(self.buffer_bytes)}" if self.buffer_bytes else ""))
-        lines.append(f"Total MACs: {fmt_count(self.total_macs)}   (FLOPs: {fmt_count(self.total_flops)})")
+        lines.append(self._macs_line())
         lines += self._uncounted_line()
         if self.total_time_ns is not None:
             lines.append(f"Forward pass time: {time_fmt(self.total_time_ns)} "
@@ -837,6 +843,9 @@ class ProfileSummary:
         columns = [(head, _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["torchinfo"]), keep, v)
         m = self.total_macs
+        if m is None:  # torchinfo's input-less summary(model): no pass, no memory lines
+            top = self._param_lines() + ["Total mult-adds: not counted (no forward pass ran)"]
+            return {"columns": columns, "footer": [top, self._note_lines()]}
         unit, scale = ("T", 1e12) if m >= 1e12 else ("G", 1e9) if m >= 1e9 else ("M", 1e6)
         top = self._param_lines() + [f"Total mult-adds ({unit}): {m / scale:,.2f}"] + self._uncounted_line()
         return {"columns": columns, "footer": [top, self._memory_lines(), self._note_lines()]}
@@ -1066,8 +1075,7 @@ class ProfileSummary:
         columns = [("Module", _as_cells(labels))]
         for key in self._columns_for(a, STYLE_COLUMNS["tree"]):
             columns.append((self._title(a, key), self._entry_cells(key, rows, v, "")))
-        lines = self._param_lines() + [f"Total MACs: {fmt_count(self.total_macs)}   "
-                                       f"(FLOPs: {fmt_count(self.total_flops)})"] + self._uncounted_line()
+        lines = self._param_lines() + [self._macs_line()] + self._uncounted_line()
         return {"columns": columns, "footer": [lines, self._note_lines()]}
 
     def _layout_tree(self, g, a):
