@@ -8,6 +8,7 @@
 
 #include <ATen/record_function.h>
 #include <c10/core/Allocator.h>
+#include <c10/util/ApproximateClock.h>
 #include <c10/util/Logging.h>
 #include <c10/util/ThreadLocalDebugInfo.h>
 #include <torch/csrc/profiler/orchestration/observer.h>
@@ -109,6 +110,23 @@ inline int64_t clock_ns() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+// Record timestamps come from the CPU's counter where there is one
+// (c10::getApproximateTime: rdtsc on x86, cntvct on arm, else a clock read):
+// ~40 ns per op cheaper than steady_clock here. collect() converts them to
+// clock_ns() nanoseconds with a two-point fit taken at start() and stop().
+inline int64_t stamp() { return static_cast<int64_t>(c10::getApproximateTime()); }
+
+struct ClockPair {
+  int64_t stamp, ns;
+};
+ClockPair clock_pair() {  // a clock read bracketed by two counter reads
+  int64_t a = stamp();
+  int64_t ns = clock_ns();
+  int64_t b = stamp();
+  return {a + (b - a) / 2, ns};
+}
+ClockPair g_clock_start{0, 0}, g_clock_stop{0, 0};
 
 ThreadBuffer* refresh(ThreadState& ts, uint64_t generation) {
   auto buf = std::make_shared<ThreadBuffer>();
@@ -231,7 +249,7 @@ std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
     r.args_len = static_cast<int32_t>(static_cast<int64_t>(buf->args.size()) - r.args_off);
     r.end = -1;
     ts.op_stack.push_back({&fn, index});
-    r.start = clock_ns();  // last: our bookkeeping is not charged to the op
+    r.start = stamp();  // last: our bookkeeping is not charged to the op
   } catch (...) {
     // Never let an exception escape into the dispatcher.
   }
@@ -239,7 +257,7 @@ std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
 }
 
 void on_op_end(const at::RecordFunction& fn, at::ObserverContext*) {
-  int64_t t = clock_ns();
+  int64_t t = stamp();
   ThreadState& ts = tls;
   if (ts.generation != g_generation.load(std::memory_order_acquire) || ts.op_stack.empty()) {
     g_dropped_ends.fetch_add(1, std::memory_order_relaxed);
@@ -272,7 +290,7 @@ struct MemoryReporter final : public torch::profiler::impl::ProfilerStateBase {
       ThreadState& ts = tls;
       ThreadBuffer* buf = buffer_of(ts);
       MemRec& m = buf->mem.emplace_back();
-      m.time = clock_ns();
+      m.time = stamp();
       m.ptr = static_cast<int64_t>(reinterpret_cast<intptr_t>(ptr));
       m.bytes = alloc_size;
       m.total_allocated = static_cast<int64_t>(total_allocated);
@@ -342,6 +360,7 @@ std::string start(const Options& opts) {
           .scopes({at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION}));
   g_owner = std::this_thread::get_id();
   g_active = true;
+  g_clock_start = clock_pair();
   g_recording.store(true);
   return "";
 }
@@ -350,6 +369,7 @@ std::string stop() {
   std::lock_guard<std::mutex> lk(g_session_mu);
   if (!g_active) return "";
   g_recording.store(false);
+  g_clock_stop = clock_pair();
   std::string warning;
   if (std::this_thread::get_id() != g_owner) {
     // Thread-local callbacks can only be removed on their own thread; they
@@ -403,12 +423,12 @@ int64_t module_enter(int32_t module_index) {
   c.exit = -1;
   c.failed = false;
   ts.call_stack.push_back({id, index});
-  c.enter = clock_ns();
+  c.enter = stamp();
   return id;
 }
 
 void module_exit(int64_t call_id, bool failed) {
-  int64_t t = clock_ns();
+  int64_t t = stamp();
   if (call_id < 0) return;
   ThreadState& ts = tls;
   if (ts.generation != g_generation.load(std::memory_order_acquire)) return;
@@ -444,6 +464,15 @@ Snapshot collect() {
   s.mem.reserve(n_mem * kMemCols);
   s.calls.assign(static_cast<size_t>(n_calls) * kCallCols, -1);
 
+  // Counter -> clock_ns() nanoseconds (-1 stays -1: no end seen).
+  ClockPair end = g_active ? clock_pair() : g_clock_stop;
+  double scale = end.stamp > g_clock_start.stamp
+                     ? static_cast<double>(end.ns - g_clock_start.ns) / static_cast<double>(end.stamp - g_clock_start.stamp)
+                     : 1.0;
+  auto ns = [&](int64_t t) -> int64_t {
+    return t == -1 ? -1 : g_clock_start.ns + static_cast<int64_t>(static_cast<double>(t - g_clock_start.stamp) * scale);
+  };
+
   int64_t op_base = 0;
   for (auto& b : buffers) {
     int64_t args_base = static_cast<int64_t>(s.args.size());
@@ -454,8 +483,8 @@ Snapshot collect() {
       row[kOpSeqNr] = r.seq_nr;
       row[kOpFwdThread] = r.fwd_thread;
       row[kOpThread] = static_cast<int64_t>(b->thread_id);
-      row[kOpStart] = r.start;
-      row[kOpEnd] = r.end;
+      row[kOpStart] = ns(r.start);
+      row[kOpEnd] = ns(r.end);
       row[kOpParent] = r.parent < 0 ? -1 : op_base + r.parent;
       row[kOpCall] = r.call;
       row[kOpArgsOff] = args_base + r.args_off;
@@ -470,15 +499,15 @@ Snapshot collect() {
       row[kCallModule] = c.module;
       row[kCallParent] = c.parent;
       row[kCallDepth] = c.depth;
-      row[kCallEnter] = c.enter;
-      row[kCallExit] = c.exit;
+      row[kCallEnter] = ns(c.enter);
+      row[kCallExit] = ns(c.exit);
       row[kCallThread] = static_cast<int64_t>(b->thread_id);
       row[kCallIter] = c.iter;
       row[kCallFailed] = c.failed ? 1 : 0;
     }
     for (const MemRec& m : b->mem) {
       int64_t row[kMemCols];
-      row[kMemTime] = m.time;
+      row[kMemTime] = ns(m.time);
       row[kMemPtr] = m.ptr;
       row[kMemBytes] = m.bytes;
       row[kMemTotalAllocated] = m.total_allocated;

@@ -1,4 +1,6 @@
 """The C++ recorder: ops, shapes, attribution and memory, checked against torch itself."""
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -141,3 +143,30 @@ def test_times_structure_self_sums_to_total(seed):
         assert r.fwd_self_time_ns >= 0
         assert r.fwd_time_ns == pytest.approx(r.fwd_self_time_ns + sum(
             c.fwd_time_ns for c in rows if c.parent == i), rel=1e-9)
+
+
+class _Sleeper(torch.nn.Module):
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def forward(self, x):
+        time.sleep(self.seconds)
+        return x + 1
+
+
+def test_recorded_times_are_wall_clock_nanoseconds():
+    """Record timestamps are counter ticks converted at collect(): a known sleep must come out in ns."""
+    m = torch.nn.Sequential(_Sleeper(0.02), _Sleeper(0.005))
+    s = profile_summary(m, torch.zeros(2), warmup=0, iters=1, verbose=0)
+    slow, fast = s.rows[1], s.rows[2]
+    assert 20e6 <= slow.fwd_time_ns < 20e6 * 1.25, slow.fwd_time_ns
+    assert 5e6 <= fast.fwd_time_ns < 5e6 * 1.5 + 2e6, fast.fwd_time_ns
+    assert s.rows[0].fwd_time_ns <= s.total_time_ns  # the root call inside the timed pass (same clock)
+    assert s.rows[0].fwd_time_ns >= slow.fwd_time_ns + fast.fwd_time_ns
+    trace = s._trace
+    ops, calls = trace.ops, trace.calls
+    add = [i for i, nm in enumerate(trace.names) if nm == "aten::add"]
+    starts = ops[np.isin(ops[:, C.OP_COLS["name"]], add), C.OP_COLS["start"]]
+    enter, exit_ = calls[1, C.CALL_COLS["enter"]], calls[1, C.CALL_COLS["exit"]]
+    assert enter + 20e6 <= starts.min() <= exit_  # the add runs after the sleep, inside the call
