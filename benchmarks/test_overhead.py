@@ -185,3 +185,49 @@ def test_phases(benchmark):
                                                                                     verbose=0))}
     res = benchmark.pedantic(lambda: measure(tools, rounds), rounds=1, iterations=1)
     RESULTS["phases"] = (name, res)
+
+
+def test_recorder_floor(benchmark, tmp_path):
+    """torchscope's per-op cost against torch's own: an empty RecordFunction callback (floor/)."""
+    import os
+    import timeit
+
+    from torch.utils.cpp_extension import load
+
+    from torchscope._ext import C
+
+    ext = load("torchscope_bench_empty_callback",
+               [os.path.join(os.path.dirname(__file__), "floor", "empty_callback.cpp")],
+               extra_cflags=["-O2", "-DNDEBUG"], build_directory=str(tmp_path), verbose=False)
+    name, model, x, rounds = CASES[0]
+    n_ops = len(capture.capture(model, lambda: model(x), warmup=0, iters=1, record_memory=False).ops)
+
+    def empty(inputs):
+        def run():
+            ext.start(inputs)
+            model(x)
+            ext.stop()
+        return run
+
+    def ours(shapes):
+        def run():
+            C.start(shapes, False)
+            model(x)
+            C.stop()
+            C.collect()
+        return run
+
+    variants = {"bare": lambda: model(x), "empty callback": empty(False), "empty callback + inputs": empty(True),
+                "torchscope, no shapes": ours(False), "torchscope, shapes": ours(True)}
+
+    def run():  # interleaved; the minimum of each: the steady-state cost
+        best = {k: float("inf") for k in variants}
+        for _ in range(9):
+            for k, fn in variants.items():
+                best[k] = min(best[k], min(timeit.repeat(fn, number=10, repeat=3)) / 10)
+        return best
+    best = benchmark.pedantic(run, rounds=1, iterations=1)
+    for k, v in best.items():
+        if k != "bare":
+            RESULTS["micro"][f"per op, tiny MLP ({n_ops} ops, no memory events): {k}"] = \
+                f"{(v - best['bare']) / n_ops * 1e9:.0f} ns"
