@@ -1,5 +1,5 @@
-// See modules.h. Costs measured in benchmarks/: a marker adds ~0.1 us per
-// module call (Python forward hooks: ~2 us); the shape log ~0.1-0.2 us.
+// See modules.h. Costs measured in benchmarks/ (RESULTS.md): a marker adds
+// ~0.2 us per module call (Python forward hooks: ~2 us), the shape log < 0.1 us.
 #include "modules.h"
 
 #include <torch/csrc/Size.h>
@@ -421,7 +421,7 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
   out->kernel_size = PyList_New(0);
   out->buffers = PyList_New(0);
   std::unordered_set<PyObject*> seen{root}, seen_buffers;
-  std::unordered_map<PyTypeObject*, std::pair<PyObject*, int64_t>> types;  // name (borrowed), scripted
+  std::unordered_map<PyTypeObject*, std::pair<PyObject*, int64_t>> types;  // name (owned), is scripted
   struct Frame { PyObject* children; Py_ssize_t pos; PyObject* prefix; int64_t parent, depth; };
   std::vector<Frame> stack;
   PyObject* empty = PyUnicode_FromString("");
