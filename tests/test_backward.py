@@ -1,4 +1,5 @@
 """backward=True: per-module backward time linked through (forward thread, seq_nr)."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -115,3 +116,56 @@ def test_throughput_and_percent_of_peak(seed):
     assert s.percent_of_peak == pytest.approx(100 * s.achieved_flops_per_s / 1e12)
     assert s._cols["flops_per_s"][0] == pytest.approx(s.achieved_flops_per_s)
     assert profile_summary(lin, torch.randn(4, 256), verbose=0).percent_of_peak is None  # CPU: unknown
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("warmup", [0, 1, 2])
+def test_autocast_cached_weight_casts_stay_with_their_module(warmup, seed):
+    """Inside the user's autocast context, the weight casts are cached across passes: their autograd
+    nodes (ToCopyBackward0) are created once, in the first pass, and reused by later ones. They must
+    still be attributed to the layer whose forward made them, not to 'outside modules'."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 8)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)))
+
+    from torchscope import capture
+    from torchscope._ext import C
+    from torchscope.attribute import attribute
+
+    model, x = Net(), torch.randn(16, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        s = profile_summary(model, x, backward=True, warmup=warmup, iters=3, verbose=0)
+    assert s.backward_outside_modules_ns < 0.1 * s.backward_time_ns
+    assert not any("outside modules" in n for n in s.notes)
+    trace, O = s._trace, C.OP_COLS
+    casts = [i for i, nm in enumerate(trace.names) if nm == "ToCopyBackward0"]
+    measured = (trace.ops[:, O["scope"]] == 1) & (trace.ops[:, O["iter"]] >= 0)
+    assert (measured & np.isin(trace.ops[:, O["name"]], casts)).sum() >= 3 * 2  # reused in every pass
+    assert attribute(trace).bwd_outside_ns == s.backward_outside_modules_ns
+    assert "Pass time (forward, loss and backward)" in str(s)
+    # the warm-up passes are recorded (for linking) but never counted: iteration 0 holds the rows
+    assert (trace.calls[:, C.CALL_COLS["iter"]] < 0).sum() == warmup * len(s.rows)
+    assert capture.Trace is type(trace)
+
+
+@pytest.mark.native
+def test_backward_outside_modules_is_explained_when_large(seed):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    big = torch.randn(512, 512, requires_grad=True)
+    # the loss does real work outside any module: a large matmul chain on the output
+    s = profile_summary(Net(), torch.randn(4, 8), loss_fn=lambda out: (big @ big @ big).sum() + out.sum(),
+                        warmup=1, iters=3, verbose=0)
+    assert s.backward_outside_modules_ns > 0.1 * s.backward_time_ns
+    note = next(n for n in s.notes if "outside modules" in n)
+    assert "MmBackward0" in note

@@ -177,7 +177,7 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     try:
         trace = _capture.capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
                                  record_memory=record_memory, keep_output=keep_output,
-                                 progress=progress if verbose else False)
+                                 progress=progress if verbose else False, record_warmup=backward)
         if meta:
             trace.notes.append("device=meta: shapes, params and MACs are exact; times are dispatch "
                                "overhead only (no kernels run) and no memory is allocated")

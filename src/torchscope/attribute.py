@@ -164,7 +164,9 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
     none = {"bwd_time_ns": None, "bwd_self_time_ns": None, "accumulate_grad_ns": None,
             "bwd_outside_ns": None, "bwd_total_ns": None, "bwd_mem_allocated": None}
     scope = ops[:, OPC["scope"]]
-    nodes = np.nonzero(scope == SCOPE_BACKWARD)[0]
+    # Backward nodes of the measured passes (warm-up passes, recorded with negative
+    # iterations, only provide forward ops to link to).
+    nodes = np.nonzero((scope == SCOPE_BACKWARD) & (ops[:, OPC["iter"]] >= 0))[0]
     if len(nodes) == 0:
         return none
     # A node's time is its engine wrapper's (the parent record), when there is one.
@@ -175,16 +177,18 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
     it = ops[nodes, OPC["iter"]]
     seq = ops[nodes, OPC["seq_nr"]]
 
-    # (iteration, thread, seq) -> latest forward op with that key
+    # (thread, seq) -> latest forward op with that key. A thread's sequence numbers only grow,
+    # so the key is unique across passes: a node reused by a later pass (autocast's cached
+    # weight cast) still finds the op of the pass that created it.
     fwd = np.nonzero((scope == SCOPE_FUNCTION) & (ops[:, OPC["seq_nr"]] >= 0))[0]
-    def key(i, t, s):
-        return (i.astype(np.int64) << 48) ^ (t.astype(np.int64) << 32) ^ s.astype(np.int64)
-    fkeys = key(ops[fwd, OPC["iter"]], ops[fwd, OPC["thread"]], ops[fwd, OPC["seq_nr"]])
+    def key(t, s):
+        return (t.astype(np.int64) << 40) ^ s.astype(np.int64)
+    fkeys = key(ops[fwd, OPC["thread"]], ops[fwd, OPC["seq_nr"]])
     order = np.lexsort((fwd, fkeys))           # by key, then by record order
     fkeys, fwd = fkeys[order], fwd[order]
     last = np.r_[fkeys[1:] != fkeys[:-1], True]  # the latest op of each key
     fkeys, fwd = fkeys[last], fwd[last]
-    bkeys = key(it, ops[nodes, OPC["fwd_thread"]], seq)
+    bkeys = key(ops[nodes, OPC["fwd_thread"]], seq)
     pos = np.clip(np.searchsorted(fkeys, bkeys), 0, max(len(fkeys) - 1, 0))
     found = (seq >= 0) & (len(fkeys) > 0) & (fkeys[pos] == bkeys) if len(fkeys) else np.zeros(len(nodes), bool)
     fcall = np.where(found, ops[fwd[pos], OPC["call"]] if len(fkeys) else -1, -1)
@@ -195,7 +199,7 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
     if ok.any():
         it_col = calls[:, CALLC["iter"]]
         first_of_iter = {int(i): int(np.nonzero(it_col == i)[0][0]) for i in np.unique(it_col)}
-        base = np.array([first_of_iter.get(int(i), 0) for i in it[ok]], dtype=np.int64)
+        base = np.array([first_of_iter.get(int(i), 0) for i in it_col[fcall[ok]]], dtype=np.int64)
         r = fcall[ok] - base
         r = np.where((r >= 0) & (r < n), r, -1)
         row[ok] = r
@@ -209,6 +213,17 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
 
     def per_iter_sum(mask):
         return float(np.median(np.bincount(it[mask], weights=dur[mask], minlength=iters)))
+
+    # Say what the "outside modules" time is when it is a real share of the backward.
+    notes = []
+    total, out_ns = per_iter_sum(np.ones(len(nodes), dtype=bool)), per_iter_sum(outside)
+    if total > 0 and out_ns > 0.1 * total:
+        by_name: dict = {}
+        for i, d in zip(ops[nodes[outside], OPC["name"]].tolist(), dur[outside].tolist()):
+            by_name[trace.names[i]] = by_name.get(trace.names[i], 0.0) + d
+        top = ", ".join(sorted(by_name, key=by_name.get, reverse=True)[:3])
+        notes.append(f"{out_ns / total:.0%} of the backward time is in autograd nodes not created by an op of a "
+                     f"module's forward (mostly {top}): shown as 'outside modules'")
 
     # Backward memory: allocations inside a node (or its engine wrapper) go to the node's row.
     bwd_mem = None
@@ -229,9 +244,10 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
         "bwd_self_time_ns": np.median(per_iter_self, axis=0),
         "bwd_time_ns": np.median(per_iter_total, axis=0),
         "accumulate_grad_ns": per_iter_sum(acc),
-        "bwd_outside_ns": per_iter_sum(outside),
-        "bwd_total_ns": per_iter_sum(np.ones(len(nodes), dtype=bool)),
+        "bwd_outside_ns": out_ns,
+        "bwd_total_ns": total,
         "bwd_mem_allocated": bwd_mem,
+        "notes": notes,
     }
 
 
@@ -283,6 +299,7 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     top = op_mask & (ops[:, OPC["parent"]] < 0)
     num_ops = subtree_sum(np.bincount(op_row[top], minlength=n), parent, depth)
     bwd = _backward(trace, ops, id_to_row, parent, depth, n, engine_ids, top_ancestor, device_type)
+    notes += bwd.pop("notes", [])
 
     mem, peak = _memory(trace, call_ids, id_to_row, parent, depth, enter, exit_, device_type)
     return Attribution(

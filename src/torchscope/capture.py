@@ -219,16 +219,18 @@ def _exclusive():
 
 def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
             record_shapes: bool = True, record_memory: bool = True,
-            keep_output: bool = False, progress: bool | None = False) -> Trace:
-    """Run `run()` (which calls the model) warmup + iters times; record the iters."""
+            keep_output: bool = False, progress: bool | None = False, record_warmup: bool = False) -> Trace:
+    """Run `run()` (which calls the model) warmup + iters times; record the iters (and the
+    warm-up passes too with record_warmup, as negative iterations)."""
     with _exclusive():
         return _capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
-                        record_memory=record_memory, keep_output=keep_output, progress=progress)
+                        record_memory=record_memory, keep_output=keep_output, progress=progress,
+                        record_warmup=record_warmup)
 
 
 def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
-            record_shapes: bool = True, record_memory: bool = True,
-            keep_output: bool = False, progress: bool | None = False) -> Trace:
+             record_shapes: bool = True, record_memory: bool = True,
+             keep_output: bool = False, progress: bool | None = False, record_warmup: bool = False) -> Trace:
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     if warmup < 0:
@@ -254,15 +256,25 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     started = False
     bar = _Progress(warmup + iters, progress)
     try:
-        for _ in range(warmup):
+        def start():
+            err = C.start(record_shapes, record_memory)
+            if err:
+                raise RuntimeError(f"torchscope could not start recording: {err}")
+            return True
+
+        # With backward, warm-up passes are recorded too (as iterations -warmup..-1): autograd
+        # nodes they create and later passes reuse (autocast's cached weight casts) then still
+        # link to the op, hence the module, that created them.
+        if record_warmup and warmup:
+            started = start()
+        for i in range(warmup):
+            C.set_iteration(i - warmup)
             state.reset_rng()
             t0 = C.now_ns()
             run()
             bar.step(C.now_ns() - t0)
-        err = C.start(record_shapes, record_memory)
-        if err:
-            raise RuntimeError(f"torchscope could not start recording: {err}")
-        started = True
+        if not started:
+            started = start()
         memory_tracking = C.memory_tracking()
         for it in range(iters):
             C.set_iteration(it)

@@ -292,7 +292,7 @@ def diff(base, new, *, max_time=None, max_memory=None, max_params=None, max_macs
     return res
 
 
-_TOTAL_NAMES = {"params": "total params", "macs": "total MACs", "time": "forward pass time",
+_TOTAL_NAMES = {"params": "total params", "macs": "total MACs", "time": "pass time",
                 "memory": "peak memory"}
 _TOTAL_FMT = {"params": _fmt_params, "macs": fmt_count, "time": _fmt_time, "memory": fmt_bytes}
 
@@ -350,7 +350,7 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("base", metavar="BASE.json", help="baseline summary (torchscope ... --json BASE.json)")
     p.add_argument("new", metavar="NEW.json", help="summary to check against the baseline")
     p.add_argument("--max-time", metavar="LIMIT",
-                   help="largest allowed increase of the forward pass time: +10%% or 2ms")
+                   help="largest allowed increase of the measured pass time: +10%% or 2ms")
     p.add_argument("--max-memory", metavar="LIMIT", help="largest allowed peak memory increase: +5%% or 10MiB")
     p.add_argument("--max-params", metavar="LIMIT", help="largest allowed increase of total params: 0, +1%%")
     p.add_argument("--max-macs", metavar="LIMIT", help="largest allowed increase of total MACs: 0, +1%%")

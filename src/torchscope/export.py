@@ -269,11 +269,14 @@ def to_chrome_trace(summary: ProfileSummary, path: str | os.PathLike | None = No
 
     ops, calls = trace.ops, trace.calls
     mod_names, mod_types = trace.index.names, trace.index.types
+    # Measured passes only (with backward=True the warm-up passes are recorded too, as negative iterations).
+    call_ok = calls[:, CALLC["iter"]] >= 0 if len(calls) else np.zeros(0, dtype=bool)
+    op_ok = ops[:, OPC["iter"]] >= 0 if len(ops) else np.zeros(0, dtype=bool)
     starts = []
-    if len(calls):
-        starts.append(int(calls[:, CALLC["enter"]].min()))
-    if len(ops):
-        starts.append(int(ops[:, OPC["start"]].min()))
+    if call_ok.any():
+        starts.append(int(calls[call_ok, CALLC["enter"]].min()))
+    if op_ok.any():
+        starts.append(int(ops[op_ok, OPC["start"]].min()))
     t0 = min(starts) if starts else 0
     pid = 1
 
@@ -288,6 +291,8 @@ def to_chrome_trace(summary: ProfileSummary, path: str | os.PathLike | None = No
     for cid, c in enumerate(calls.tolist()):
         m, enter, exit_, tid, it = (c[CALLC["module"]], c[CALLC["enter"]], c[CALLC["exit"]],
                                     c[CALLC["thread"]], c[CALLC["iter"]])
+        if it < 0:
+            continue
         if exit_ < enter:  # a call that never returned (failed pass): zero length
             exit_ = enter
         threads[tid] = True
@@ -314,6 +319,8 @@ def to_chrome_trace(summary: ProfileSummary, path: str | os.PathLike | None = No
         packed = trace.args
         shape_cache: dict = {}
         for i, o in enumerate(op_list):
+            if o[OPC["iter"]] < 0:
+                continue
             tid = o[OPC["thread"]]
             threads.setdefault(tid, False)
             call = o[OPC["call"]]

@@ -782,10 +782,11 @@ class ProfileSummary:
                          + (f"; buffers {fmt_bytes(self.buffer_bytes)}" if self.buffer_bytes else ""))
         lines.append(self._macs_line())
         lines += self._uncounted_line()
-        if self.total_time_ns is not None:
-            lines.append(f"Forward pass time: {time_fmt(self.total_time_ns)} "
-                         f"(median of {self.meta.get('iters', 1)}, {self.device})")
         bwd = getattr(self, "backward_time_ns", None)
+        if self.total_time_ns is not None:  # the whole measured pass: with backward, that is in it too
+            what = "Forward pass time" if bwd is None else "Pass time (forward, loss and backward)"
+            lines.append(f"{what}: {time_fmt(self.total_time_ns)} "
+                         f"(median of {self.meta.get('iters', 1)}, {self.device})")
         if bwd is not None:
             lines.append(f"Backward pass time: {time_fmt(bwd)} (AccumulateGrad "
                          f"{time_fmt(getattr(self, 'accumulate_grad_time_ns', None))}, outside modules "
