@@ -47,11 +47,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("now_ns", &now_ns);
   m.def("built_for_torch", &built_for_torch);
 
-  m.def("marker", [](py::object wrapped, int32_t module_index) {
-    PyObject* r = make_marker(wrapped.ptr(), module_index);
-    if (!r) throw py::error_already_set();
-    return py::reinterpret_steal<py::object>(r);
-  });
   // Installs a marker as `forward` in each module's instance dict; returns the
   // previous instance-level forwards for restore_markers. On error, undoes what it did, then raises.
   m.def("install_markers", [](py::list modules, py::list skip) {

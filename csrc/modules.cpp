@@ -277,6 +277,18 @@ PyGetSetDef marker_getset[] = {
 
 PyTypeObject ModuleMarkerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
+// A new marker around `wrapped` (new reference).
+PyObject* make_marker(PyObject* wrapped, int32_t module_index) {
+  auto* m = PyObject_GC_New(ModuleMarker, &ModuleMarkerType);
+  if (!m) return nullptr;
+  m->vectorcall = marker_call;
+  Py_INCREF(wrapped);
+  m->wrapped = wrapped;
+  m->module_index = module_index;
+  PyObject_GC_Track(reinterpret_cast<PyObject*>(m));
+  return reinterpret_cast<PyObject*>(m);
+}
+
 PyObject* forward_name() {
   static PyObject* name = interned("forward");
   return name;
@@ -334,16 +346,6 @@ bool init_marker_type(PyObject* module) {
   return PyModule_AddObject(module, "ModuleMarker", reinterpret_cast<PyObject*>(&ModuleMarkerType)) == 0;
 }
 
-PyObject* make_marker(PyObject* wrapped, int32_t module_index) {
-  auto* m = PyObject_GC_New(ModuleMarker, &ModuleMarkerType);
-  if (!m) return nullptr;
-  m->vectorcall = marker_call;
-  Py_INCREF(wrapped);
-  m->wrapped = wrapped;
-  m->module_index = module_index;
-  PyObject_GC_Track(reinterpret_cast<PyObject*>(m));
-  return reinterpret_cast<PyObject*>(m);
-}
 
 PyObject* install_markers(PyObject* modules, PyObject* skip) {
   Py_ssize_t n = PyList_GET_SIZE(modules);

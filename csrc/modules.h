@@ -17,7 +17,6 @@ namespace torchscope {
 // ModuleMarker: a C callable installed as a module instance's `forward` that
 // brackets the original bound forward with module_enter/module_exit.
 bool init_marker_type(PyObject* module);  // PyType_Ready + module.ModuleMarker
-PyObject* make_marker(PyObject* wrapped, int32_t module_index);  // new reference
 // Installs markers (skip[i] true: leave module i alone). Returns the previous
 // instance-level forwards (None: none; Ellipsis: skipped), or NULL after undoing.
 PyObject* install_markers(PyObject* modules, PyObject* skip);

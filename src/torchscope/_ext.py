@@ -87,4 +87,3 @@ def _load():
 
 C = _load()
 FALLBACK = getattr(C, "FALLBACK_NOTE", None)  # None with the C++ recorder
-

@@ -261,10 +261,6 @@ class ModuleMarker:
         return out
 
 
-def marker(wrapped, module_index):
-    return ModuleMarker(wrapped, module_index)
-
-
 def install_markers(modules, skip):
     previous = []
     try:

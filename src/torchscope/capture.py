@@ -217,6 +217,13 @@ def _exclusive():
             _session_owner = None
 
 
+def _start_recording(record_shapes: bool, record_memory: bool) -> bool:
+    err = C.start(record_shapes, record_memory)
+    if err:
+        raise RuntimeError(f"torchscope could not start recording: {err}")
+    return True
+
+
 def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
             record_shapes: bool = True, record_memory: bool = True,
             keep_output: bool = False, progress: bool | None = False, record_warmup: bool = False) -> Trace:
@@ -256,17 +263,11 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     started = False
     bar = _Progress(warmup + iters, progress)
     try:
-        def start():
-            err = C.start(record_shapes, record_memory)
-            if err:
-                raise RuntimeError(f"torchscope could not start recording: {err}")
-            return True
-
         # With backward, warm-up passes are recorded too (as iterations -warmup..-1): autograd
         # nodes they create and later passes reuse (autocast's cached weight casts) then still
         # link to the op, hence the module, that created them.
         if record_warmup and warmup:
-            started = start()
+            started = _start_recording(record_shapes, record_memory)
         for i in range(warmup):
             C.set_iteration(i - warmup)
             state.reset_rng()
@@ -274,7 +275,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
             run()
             bar.step(C.now_ns() - t0)
         if not started:
-            started = start()
+            started = _start_recording(record_shapes, record_memory)
         memory_tracking = C.memory_tracking()
         for it in range(iters):
             C.set_iteration(it)
