@@ -99,6 +99,26 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     d["param_bytes_by_dtype"] = py::reinterpret_steal<py::dict>(s.param_bytes_by_dtype);
     return d;
   });
+  // The report's line assembly: columns = [(title, cells, inv, width, left)], inv an int64
+  // array of indices into cells (one per line below the titles).
+  m.def("pad_rows", [](py::list columns, py::str sep, py::str end) {
+    std::vector<GridColumn> cols;
+    std::vector<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> keep;  // inv arrays alive
+    int64_t n_lines = -1;
+    for (py::handle item : columns) {
+      auto t = py::reinterpret_borrow<py::tuple>(item);
+      if (t.size() != 5) throw py::value_error("pad_rows: each column is (title, cells, inv, width, left)");
+      keep.emplace_back(t[2]);
+      const auto& inv = keep.back();
+      if (inv.ndim() != 1) throw py::value_error("pad_rows: inv must be one-dimensional");
+      if (n_lines >= 0 && inv.shape(0) + 1 != n_lines) throw py::value_error("pad_rows: columns differ in length");
+      n_lines = inv.shape(0) + 1;
+      cols.push_back({t[0].ptr(), t[1].ptr(), inv.data(), t[3].cast<int64_t>(), t[4].cast<bool>()});
+    }
+    PyObject* r = pad_rows(cols, std::max<int64_t>(n_lines, 1), sep.ptr(), end.ptr());
+    if (!r) throw py::error_already_set();
+    return py::reinterpret_steal<py::list>(r);
+  });
 
   m.def("collect", []() {
     Snapshot s = collect();

@@ -618,4 +618,101 @@ bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* 
   return ok;
 }
 
+// ------------------------------------------------------------------ table text
+namespace {
+// Writes `s` at `pos` of `out` (whose kind is at least s's kind).
+inline void put(PyObject* out, Py_ssize_t pos, PyObject* s) {
+  Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+  int out_kind = PyUnicode_KIND(out), kind = PyUnicode_KIND(s);
+  void* dst = PyUnicode_DATA(out);
+  const void* src = PyUnicode_DATA(s);
+  if (kind == out_kind) {
+    std::memcpy(static_cast<char*>(dst) + pos * kind, src, static_cast<size_t>(n) * kind);
+  } else {
+    for (Py_ssize_t i = 0; i < n; ++i) PyUnicode_WRITE(out_kind, dst, pos + i, PyUnicode_READ(kind, src, i));
+  }
+}
+
+inline void spaces(PyObject* out, Py_ssize_t pos, Py_ssize_t n) {
+  int kind = PyUnicode_KIND(out);
+  void* dst = PyUnicode_DATA(out);
+  if (kind == PyUnicode_1BYTE_KIND) {
+    std::memset(static_cast<char*>(dst) + pos, ' ', static_cast<size_t>(n));
+  } else {
+    for (Py_ssize_t i = 0; i < n; ++i) PyUnicode_WRITE(kind, dst, pos + i, ' ');
+  }
+}
+}  // namespace
+
+PyObject* pad_rows(const std::vector<GridColumn>& columns, int64_t n_lines, PyObject* sep, PyObject* end) {
+  if (!PyUnicode_Check(sep) || !PyUnicode_Check(end)) {
+    PyErr_SetString(PyExc_TypeError, "pad_rows: sep and end must be str");
+    return nullptr;
+  }
+  for (const GridColumn& c : columns) {
+    if (!PyUnicode_Check(c.title) || !PyList_Check(c.cells)) {
+      PyErr_SetString(PyExc_TypeError, "pad_rows: each column needs a str title and a list of cells");
+      return nullptr;
+    }
+    Py_ssize_t n_cells = PyList_GET_SIZE(c.cells);
+    for (Py_ssize_t i = 0; i < n_cells; ++i) {
+      if (!PyUnicode_Check(PyList_GET_ITEM(c.cells, i))) {
+        PyErr_Format(PyExc_TypeError, "pad_rows: column '%U' has a cell that is not a str", c.title);
+        return nullptr;
+      }
+    }
+    for (int64_t i = 0; i + 1 < n_lines; ++i) {
+      if (c.inv[i] < 0 || c.inv[i] >= n_cells) {
+        PyErr_Format(PyExc_IndexError, "pad_rows: column '%U' line %lld refers to cell %lld of %zd", c.title,
+                     static_cast<long long>(i + 1), static_cast<long long>(c.inv[i]), n_cells);
+        return nullptr;
+      }
+    }
+  }
+  const Py_ssize_t sep_len = PyUnicode_GET_LENGTH(sep), end_len = PyUnicode_GET_LENGTH(end);
+  const Py_UCS4 base_max = std::max(PyUnicode_MAX_CHAR_VALUE(sep), PyUnicode_MAX_CHAR_VALUE(end));
+  PyObject* lines = PyList_New(static_cast<Py_ssize_t>(n_lines));
+  if (!lines) return nullptr;
+  std::vector<PyObject*> cells(columns.size());
+  for (int64_t line = 0; line < n_lines; ++line) {
+    // The line's cells; its length and widest character kind (canonical strings need the exact kind).
+    Py_ssize_t len = end_len + (columns.empty() ? 0 : sep_len * static_cast<Py_ssize_t>(columns.size() - 1));
+    Py_UCS4 maxchar = base_max;
+    for (size_t j = 0; j < columns.size(); ++j) {
+      const GridColumn& c = columns[j];
+      PyObject* s = line == 0 ? c.title : PyList_GET_ITEM(c.cells, c.inv[line - 1]);
+      cells[j] = s;
+      len += std::max<Py_ssize_t>(PyUnicode_GET_LENGTH(s), c.width);
+      maxchar = std::max(maxchar, PyUnicode_MAX_CHAR_VALUE(s));
+    }
+    PyObject* out = PyUnicode_New(len, maxchar);
+    if (!out) {
+      Py_DECREF(lines);
+      return nullptr;
+    }
+    Py_ssize_t pos = 0;
+    for (size_t j = 0; j < columns.size(); ++j) {
+      if (j) {
+        put(out, pos, sep);
+        pos += sep_len;
+      }
+      Py_ssize_t n = PyUnicode_GET_LENGTH(cells[j]);
+      Py_ssize_t pad = std::max<Py_ssize_t>(columns[j].width - n, 0);
+      if (!columns[j].left) {
+        spaces(out, pos, pad);
+        pos += pad;
+      }
+      put(out, pos, cells[j]);
+      pos += n;
+      if (columns[j].left) {
+        spaces(out, pos, pad);
+        pos += pad;
+      }
+    }
+    put(out, pos, end);
+    PyList_SET_ITEM(lines, static_cast<Py_ssize_t>(line), out);
+  }
+  return lines;
+}
+
 }  // namespace torchscope

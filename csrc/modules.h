@@ -1,7 +1,8 @@
 // torchscope's Python-object side: what touches nn.Module and tensor objects
 // (module markers, the module-call shape log, the module tree walk and the
-// parameter statistics). CPython API plus torch's THPVariable header; no
-// pybind11 here, so bindings.cpp stays a thin list of definitions.
+// parameter statistics), plus the report's line assembly. CPython API plus
+// torch's THPVariable header; no pybind11 here, so bindings.cpp stays a thin
+// list of definitions.
 //
 // Every function runs with the GIL held. Functions returning bool return false
 // with a Python error set.
@@ -58,5 +59,20 @@ struct TensorStats {
   PyObject* param_bytes_by_dtype = nullptr;        // dict torch.dtype -> bytes (new reference)
 };
 bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* out);
+
+// ------------------------------------------------------------------ table text
+// The report's per-line loop: line 0 holds the titles, line i > 0 the cell
+// cells[inv[i - 1]] of each column, padded to the column's width (left or right
+// aligned, never cut), joined by sep, with end appended. The report decides the
+// layout (columns, widths, alignment); this only assembles the strings.
+struct GridColumn {
+  PyObject* title;     // str (borrowed)
+  PyObject* cells;     // list of distinct cell strings (borrowed)
+  const int64_t* inv;  // per line below the titles: index into cells
+  int64_t width;
+  bool left;
+};
+// Returns a new list of str, or NULL with a Python error set.
+PyObject* pad_rows(const std::vector<GridColumn>& columns, int64_t n_lines, PyObject* sep, PyObject* end);
 
 }  // namespace torchscope

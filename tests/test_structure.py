@@ -139,3 +139,33 @@ def test_nested_tensor_output_has_no_shape_and_no_crash():
     s = torchscope.profile_summary(nn.Sequential(Nest()), torch.randn(2, 3), verbose=0)
     assert s.rows[1].output_shapes is None
     assert s.rows[1].input_shapes == (torch.Size([2, 3]),)
+
+
+def _grid(columns, sep, end):
+    return [(t, cells, np.asarray(inv, dtype=np.int64), w, left) for t, cells, inv, w, left in columns], sep, end
+
+
+@pytest.mark.parametrize("sep,end", [("  ", ""), (" | ", " |"), ("", "")])
+def test_pad_rows_matches_str_padding_and_the_python_twin(sep, end):
+    # ASCII, Latin-1 (µs), two-byte (box drawing) and four-byte (emoji) cells; a cell wider
+    # than its column is never cut.
+    columns = [("Layer", ["a", "naïve", "层"], [0, 1, 2, 0], 8, True),
+               ("Time", ["1.2 µs", "3 ms", "🙂x"], [0, 1, 2, 1], 7, False),
+               ("Wide", ["too wide for it"], [0, 0, 0, 0], 4, False)]
+    args = _grid(columns, sep, end)
+    got, twin = C.pad_rows(*args), _pyrecorder.pad_rows(*args)
+    want = [sep.join(just(t if line == 0 else cells[inv[line - 1]], w)
+                     for t, cells, inv, w, left in columns
+                     for just in [str.ljust if left else str.rjust]) + end for line in range(5)]
+    assert got == want == twin
+    assert [len(line) for line in got] == [len(w) for w in want]
+    assert {hash(g) for g in got} == {hash(w) for w in want}  # canonical strings: dicts and sets work
+
+
+def test_pad_rows_rejects_bad_indices_and_cells():
+    with pytest.raises(IndexError, match="column 'A' line 2"):
+        C.pad_rows(*_grid([("A", ["x"], [0, 1], 3, True)], " ", ""))
+    with pytest.raises(TypeError, match="not a str"):
+        C.pad_rows(*_grid([("A", ["x", 3], [0], 3, True)], " ", ""))
+    with pytest.raises(ValueError, match="differ in length"):
+        C.pad_rows(*_grid([("A", ["x"], [0], 3, True), ("B", ["y"], [0, 0], 3, True)], " ", ""))

@@ -409,3 +409,13 @@ def tensor_stats(modules, uninitialized_type):
     return {"own_params": arr(own), "own_trainable": arr(own_tr), "buffer_elems": arr(buf),
             "uninitialized": uninit, "shared": shared, "param_bytes": pbytes, "buffer_bytes": bbytes,
             "param_bytes_by_dtype": by_dtype}
+
+
+def pad_rows(columns, sep, end):
+    """Twin of the C line assembly (modules.h: pad_rows)."""
+    out = []
+    for title, cells, inv, width, left in columns:
+        just = str.ljust if left else str.rjust
+        padded = [just(c, width) for c in cells]
+        out.append([just(title, width)] + [padded[i] for i in np.asarray(inv).tolist()])
+    return [sep.join(r) + end for r in zip(*out)] if out else [end]

@@ -88,11 +88,13 @@ def _memory(trace: Trace, call_ids, id_to_row, parent, depth, enter, exit_, devi
     if not trace.memory_tracking:
         return None, None
     n = len(call_ids)
-    mem = mem[mem[:, MEMC["device_type"]] == device_type]
+    dev = mem[:, MEMC["device_type"]]
+    if len(mem) and not (dev.min() == dev.max() == device_type):  # (copies only when devices mix)
+        mem = mem[dev == device_type]
     times = mem[:, MEMC["time"]]
-    order = np.argsort(times, kind="stable")
-    mem = mem[order]
-    times = mem[:, MEMC["time"]]
+    if len(times) > 1 and (times[1:] < times[:-1]).any():  # several threads' buffers: interleave by time
+        mem = mem[np.argsort(times, kind="stable")]
+        times = mem[:, MEMC["time"]]
     nbytes = mem[:, MEMC["bytes"]]
     call = mem[:, MEMC["call"]]
     row = np.where(call >= 0, id_to_row[np.maximum(call, 0)], -1)

@@ -367,10 +367,17 @@ _ZERO_MAC = re.compile(
 )
 
 
+_ZERO_MAC_CACHE: dict = {}  # op name -> matches _ZERO_MAC (the recorder's name table only grows)
+
+
 def op_formula_flags(names: list) -> tuple[np.ndarray, np.ndarray]:
     """Per op-name id: has a MAC formula / is zero-MAC by convention."""
+    cache = _ZERO_MAC_CACHE
+    for nm in names:
+        if nm not in cache:
+            cache[nm] = bool(_ZERO_MAC.match(nm))
     has = np.fromiter((n in MAC_FORMULAS for n in names), dtype=bool, count=len(names))
-    zero = np.fromiter((bool(_ZERO_MAC.match(n)) for n in names), dtype=bool, count=len(names))
+    zero = np.fromiter((cache[n] for n in names), dtype=bool, count=len(names))
     return has, zero
 
 

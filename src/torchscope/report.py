@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._ext import C
+
 SCHEMA_VERSION = 1
 
 ROW_FIELDS = (
@@ -343,21 +345,19 @@ class _View:
         label = a.batch_as
         if parens and label == -1:
             label = "None"  # Keras' unknown batch
-        cache, out = {}, []
         plain = self.run_batch is None and not parens and self.empty == "-"
-        for k in keep.tolist():
-            o = src[k] if src is not None else None
+        objs = [src[k] for k in keep.tolist()] if src is not None else [None] * len(keep)
+        # Rows of calls with the same signature share one shape object (capture's interned
+        # shape log): format each object once.
+        _ids, first, inv = np.unique(np.fromiter(map(id, objs), np.int64, len(objs)), return_index=True,
+                                     return_inverse=True)
+        cells = []
+        for i in first.tolist():
+            o = objs[i]
             if field == "input_shapes" and isinstance(o, tuple) and len(o) == 1:
                 o = o[0]
-            try:
-                t = cache.get(o)
-                if t is None:
-                    t = cache[o] = fmt_shape(o) if plain else fmt_shape_as(o, self.run_batch, label, parens,
-                                                                          self.empty)
-            except TypeError:  # unhashable (dict outputs)
-                t = fmt_shape(o) if plain else fmt_shape_as(o, self.run_batch, label, parens, self.empty)
-            out.append(t)
-        return _as_cells(out)
+            cells.append(fmt_shape(o) if plain else fmt_shape_as(o, self.run_batch, label, parens, self.empty))
+        return np.array(cells, dtype=object), inv.reshape(-1)
 
 
 def _round3(a: np.ndarray) -> np.ndarray:
@@ -801,18 +801,13 @@ class ProfileSummary:
 
     def _layout_torchscope(self, g, a):
         columns = list(g["columns"])
-        padded = []
-        for j, (title, (uniq, inv)) in enumerate(columns):
-            w = max([len(title)] + [len(c) for c in uniq.tolist()])
-            just = str.ljust if j == 0 else str.rjust
-            padded_uniq = np.array([just(c, w) for c in uniq.tolist()], dtype=object)
-            padded.append([just(title, w)] + padded_uniq[inv].tolist())
+        widths = [max([len(title)] + [len(c) for c in uniq.tolist()]) for title, (uniq, _inv) in columns]
         hidden = []
         if a.max_width:
-            while len(padded) > 2 and sum(len(c[0]) for c in padded) + 2 * (len(padded) - 1) > a.max_width:
-                padded.pop()
+            while len(columns) > 2 and sum(widths) + 2 * (len(columns) - 1) > a.max_width:
+                widths.pop()
                 hidden.append(columns.pop()[0])
-        body = ["  ".join(r) for r in zip(*padded)]
+        body = self._padded_rows(columns, widths, [True] + [False] * (len(columns) - 1), "  ", trailing=False)
         width = len(body[0]) if body else 80
         rule = ("=" if a.ascii_only else "═") * width
         thin = ("-" if a.ascii_only else "─") * width
@@ -857,7 +852,7 @@ class ProfileSummary:
         widths = [max(40, -(-label_w // 5) * 5)]
         widths += [max(a.col_width or 25, max([len(t)] + [len(c) for c in u.tolist()]) + 1)
                    for t, (u, _i) in columns[1:]]
-        lines = self._padded_rows(columns, widths, [str.ljust] * len(columns), " ")
+        lines = self._padded_rows(columns, widths, [True] * len(columns), " ")
         width = sum(widths) + len(widths)
         div = "=" * width
         out = [div, lines[0].rstrip(), div] + [ln.rstrip() for ln in lines[1:]] + [div]
@@ -867,14 +862,12 @@ class ProfileSummary:
         return "\n".join(out)
 
     @staticmethod
-    def _padded_rows(columns, widths, justs, sep, trailing=True):
-        """Lines of a grid: each column's distinct strings padded once, then indexed per line."""
-        padded = []
-        for (title, (uniq, inv)), w, just in zip(columns, widths, justs):
-            pu = np.array([just(c, w) for c in uniq.tolist()], dtype=object)
-            padded.append([just(title, w)] + pu[inv].tolist())
-        end = sep if trailing else ""
-        return [sep.join(r) + end for r in zip(*padded)]
+    def _padded_rows(columns, widths, left, sep, trailing=True):
+        """Lines of a grid, titles first: each line's cells padded to their column's width
+        (left- or right-aligned) and joined by sep; assembled in C, one string per line."""
+        return C.pad_rows([(title, uniq.tolist(), inv, w, lf)
+                           for (title, (uniq, inv)), w, lf in zip(columns, widths, left)],
+                          sep, sep if trailing else "")
 
     # .......................................................... torchsummary
     def _grid_torchsummary(self, v):
@@ -895,7 +888,7 @@ class ProfileSummary:
         columns = g["columns"]
         widths = [max([20 if j == 0 else 25 if j == 1 else 15, len(t)] + [len(c) for c in u.tolist()])
                   for j, (t, (u, _i)) in enumerate(columns)]
-        rows = self._padded_rows(columns, widths, [str.rjust] * len(columns), " ", trailing=False)
+        rows = self._padded_rows(columns, widths, [False] * len(columns), " ", trailing=False)
         width = max(64, max(len(r) for r in rows))
         out = ["-" * width, rows[0], "=" * width] + rows[1:] + ["=" * width]
         for block in g["footer"]:
@@ -921,7 +914,7 @@ class ProfileSummary:
     def _layout_pms(self, g, a):
         columns = g["columns"]
         widths = [max([15, len(t)] + [len(c) for c in u.tolist()]) + 3 for t, (u, _i) in columns]
-        rows = self._padded_rows(columns, widths, [str.rjust] * len(columns), " ", trailing=False)
+        rows = self._padded_rows(columns, widths, [False] * len(columns), " ", trailing=False)
         width = max(len(r) for r in rows)
         out = ["-" * width, rows[0], "=" * width] + rows[1:] + ["=" * width]
         for block in g["footer"]:
@@ -952,7 +945,7 @@ class ProfileSummary:
         columns = g["columns"]
         widths = [max([m, len(t)] + [len(c) for c in u.tolist()]) + 1
                   for m, (t, (u, _i)) in zip([28, 25] + [9] * len(columns), columns)]
-        rows = [" " + r.rstrip() for r in self._padded_rows(columns, widths, [str.ljust] * len(columns), " ")]
+        rows = [" " + r.rstrip() for r in self._padded_rows(columns, widths, [True] * len(columns), " ")]
         width = max(65, max(len(r) for r in rows) + 1)
         out = g["title"] + ["_" * width, rows[0], "=" * width] + rows[1:] + ["=" * width]
         for block in g["footer"]:
@@ -1036,7 +1029,7 @@ class ProfileSummary:
     def _layout_lightning(self, g, a):
         columns = g["columns"]
         widths = [max([len(t)] + [len(c) for c in u.tolist()]) for t, (u, _i) in columns]
-        rows = [r.rstrip() for r in self._padded_rows(columns, widths, [str.ljust] * len(columns), " | ",
+        rows = [r.rstrip() for r in self._padded_rows(columns, widths, [True] * len(columns), " | ",
                                                       trailing=False)]
         width = max(len(r) for r in rows)
         out = [rows[0], "-" * width] + rows[1:] + ["-" * width]
@@ -1082,8 +1075,8 @@ class ProfileSummary:
     def _layout_tree(self, g, a):
         columns = g["columns"]
         widths = [max([len(t)] + [len(c) for c in u.tolist()]) for t, (u, _i) in columns]
-        justs = [str.ljust] + [str.rjust] * (len(columns) - 1)
-        rows = [r.rstrip() for r in self._padded_rows(columns, widths, justs, "  ", trailing=False)]
+        left = [True] + [False] * (len(columns) - 1)
+        rows = [r.rstrip() for r in self._padded_rows(columns, widths, left, "  ", trailing=False)]
         width = max(len(r) for r in rows)
         rule = ("=" if a.ascii_only else "═") * width
         thin = ("-" if a.ascii_only else "─") * width
