@@ -412,10 +412,20 @@ def tensor_stats(modules, uninitialized_type):
 
 
 def pad_rows(columns, sep, end):
-    """Twin of the C line assembly (modules.h: pad_rows)."""
-    out = []
+    """Twin of the C line assembly (modules.h: pad_rows), with its checks and messages."""
+    out, n_lines = [], None
     for title, cells, inv, width, left in columns:
+        inv = np.asarray(inv, dtype=np.int64).tolist()
+        if n_lines is not None and len(inv) + 1 != n_lines:
+            raise ValueError("pad_rows: columns differ in length")
+        n_lines = len(inv) + 1
+        if not all(isinstance(c, str) for c in cells):
+            raise TypeError(f"pad_rows: column '{title}' has a cell that is not a str")
+        bad = [i for i, k in enumerate(inv) if not 0 <= k < len(cells)]
+        if bad:
+            raise IndexError(f"pad_rows: column '{title}' line {bad[0] + 1} refers to cell {inv[bad[0]]} "
+                             f"of {len(cells)}")
         just = str.ljust if left else str.rjust
         padded = [just(c, width) for c in cells]
-        out.append([just(title, width)] + [padded[i] for i in np.asarray(inv).tolist()])
+        out.append([just(title, width)] + [padded[i] for i in inv])
     return [sep.join(r) + end for r in zip(*out)] if out else [end]
