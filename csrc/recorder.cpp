@@ -452,16 +452,23 @@ Snapshot collect() {
     std::lock_guard<std::mutex> rk(g_registry_mu);
     buffers = g_buffers;
   }
+  // Row counts are read once: the copy below never writes past what was sized here.
   size_t n_ops = 0, n_args = 0, n_mem = 0;
+  std::vector<size_t> ops_n, mem_n;
   for (auto& b : buffers) {
-    n_ops += b->ops.size();
+    ops_n.push_back(b->ops.size());
+    mem_n.push_back(b->mem.size());
+    n_ops += ops_n.back();
     n_args += b->args.size();
-    n_mem += b->mem.size();
+    n_mem += mem_n.back();
   }
   int64_t n_calls = g_next_call.load();
-  s.ops.reserve(n_ops * kOpCols);
+  // Sized once and written in place (one insert per row cost ~15 ns each).
+  s.ops.resize(n_ops * kOpCols);
   s.args.reserve(n_args);
-  s.mem.reserve(n_mem * kMemCols);
+  s.mem.resize(n_mem * kMemCols);
+  int64_t* op_row = s.ops.data();
+  int64_t* mem_row = s.mem.data();
   s.calls.assign(static_cast<size_t>(n_calls) * kCallCols, -1);
 
   // Counter -> clock_ns() nanoseconds (-1 stays -1: no end seen).
@@ -474,10 +481,13 @@ Snapshot collect() {
   };
 
   int64_t op_base = 0;
-  for (auto& b : buffers) {
+  for (size_t bi = 0; bi < buffers.size(); ++bi) {
+    const auto& b = buffers[bi];
     int64_t args_base = static_cast<int64_t>(s.args.size());
-    for (const OpRec& r : b->ops) {
-      int64_t row[kOpCols];
+    for (size_t i = 0; i < ops_n[bi]; ++i) {
+      const OpRec& r = b->ops[i];
+      int64_t* row = op_row;
+      op_row += kOpCols;
       row[kOpName] = r.name;
       row[kOpScope] = r.scope;
       row[kOpSeqNr] = r.seq_nr;
@@ -490,7 +500,6 @@ Snapshot collect() {
       row[kOpArgsOff] = args_base + r.args_off;
       row[kOpArgsLen] = r.args_len;
       row[kOpIter] = r.iter;
-      s.ops.insert(s.ops.end(), row, row + kOpCols);
     }
     s.args.insert(s.args.end(), b->args.begin(), b->args.end());
     for (const CallRec& c : b->calls) {
@@ -505,8 +514,10 @@ Snapshot collect() {
       row[kCallIter] = c.iter;
       row[kCallFailed] = c.failed ? 1 : 0;
     }
-    for (const MemRec& m : b->mem) {
-      int64_t row[kMemCols];
+    for (size_t i = 0; i < mem_n[bi]; ++i) {
+      const MemRec& m = b->mem[i];
+      int64_t* row = mem_row;
+      mem_row += kMemCols;
       row[kMemTime] = ns(m.time);
       row[kMemPtr] = m.ptr;
       row[kMemBytes] = m.bytes;
@@ -517,9 +528,8 @@ Snapshot collect() {
       row[kMemOp] = m.op < 0 ? -1 : op_base + m.op;
       row[kMemCall] = m.call;
       row[kMemThread] = static_cast<int64_t>(b->thread_id);
-      s.mem.insert(s.mem.end(), row, row + kMemCols);
     }
-    op_base += static_cast<int64_t>(b->ops.size());
+    op_base += static_cast<int64_t>(ops_n[bi]);
   }
   {
     std::lock_guard<std::mutex> nk(g_names_mu);
