@@ -119,6 +119,26 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     if (!r) throw py::error_already_set();
     return py::reinterpret_steal<py::list>(r);
   });
+  // (distinct values in order of first appearance, first index of each, index per element)
+  // of a 1-D numeric array: floats as float64, integers and bools as int64.
+  m.def("factorize", [](py::array values) -> py::tuple {
+    if (values.ndim() != 1) throw py::value_error("factorize: expects a one-dimensional array");
+    char kind = values.dtype().kind();
+    std::vector<int64_t> first, inv;
+    if (kind == 'f') {
+      auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(values);
+      std::vector<double> uniq;
+      factorize(a.data(), a.shape(0), &uniq, &first, &inv);
+      return py::make_tuple(to_array(std::move(uniq), 0), to_array(std::move(first), 0), to_array(std::move(inv), 0));
+    }
+    if (kind != 'i' && kind != 'u' && kind != 'b')
+      throw py::type_error(std::string("factorize: expects an integer, bool or float array, got dtype kind '") +
+                           kind + "'");
+    auto a = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(values);
+    std::vector<int64_t> uniq;
+    factorize(a.data(), a.shape(0), &uniq, &first, &inv);
+    return py::make_tuple(to_array(std::move(uniq), 0), to_array(std::move(first), 0), to_array(std::move(inv), 0));
+  });
 
   m.def("collect", []() {
     Snapshot s = collect();

@@ -715,4 +715,52 @@ PyObject* pad_rows(const std::vector<GridColumn>& columns, int64_t n_lines, PyOb
   return lines;
 }
 
+// ------------------------------------------------------------------ factorize
+namespace {
+inline uint64_t key_of(int64_t x) { return static_cast<uint64_t>(x); }
+inline uint64_t key_of(double x) {
+  if (x != x) return 0x7ff8000000000000ull;  // every NaN
+  if (x == 0.0) return 0;                     // -0.0 and 0.0
+  uint64_t k;
+  std::memcpy(&k, &x, sizeof(k));
+  return k;
+}
+inline int64_t value_of(int64_t x) { return x; }
+inline double value_of(double x) { return x == 0.0 ? 0.0 : x; }
+inline uint64_t mix(uint64_t k) {  // splitmix64 finaliser
+  k ^= k >> 30;
+  k *= 0xbf58476d1ce4e5b9ull;
+  k ^= k >> 27;
+  k *= 0x94d049bb133111ebull;
+  return k ^ (k >> 31);
+}
+}  // namespace
+
+template <class T>
+void factorize(const T* v, int64_t n, std::vector<T>* uniq, std::vector<int64_t>* first, std::vector<int64_t>* inv) {
+  size_t cap = 8;
+  while (cap < static_cast<size_t>(n) * 2) cap <<= 1;
+  std::vector<int64_t> slot(cap, -1);  // index into uniq
+  std::vector<uint64_t> keys;
+  uniq->clear();
+  first->clear();
+  inv->resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t k = key_of(v[i]);
+    size_t h = mix(k) & (cap - 1);
+    while (slot[h] >= 0 && keys[slot[h]] != k) h = (h + 1) & (cap - 1);
+    if (slot[h] < 0) {
+      slot[h] = static_cast<int64_t>(keys.size());
+      keys.push_back(k);
+      uniq->push_back(value_of(v[i]));
+      first->push_back(i);
+    }
+    (*inv)[i] = slot[h];
+  }
+}
+template void factorize<int64_t>(const int64_t*, int64_t, std::vector<int64_t>*, std::vector<int64_t>*,
+                                 std::vector<int64_t>*);
+template void factorize<double>(const double*, int64_t, std::vector<double>*, std::vector<int64_t>*,
+                                std::vector<int64_t>*);
+
 }  // namespace torchscope

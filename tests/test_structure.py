@@ -169,3 +169,29 @@ def test_pad_rows_rejects_bad_indices_and_cells():
         C.pad_rows(*_grid([("A", ["x", 3], [0], 3, True)], " ", ""))
     with pytest.raises(ValueError, match="differ in length"):
         C.pad_rows(*_grid([("A", ["x"], [0], 3, True), ("B", ["y"], [0, 0], 3, True)], " ", ""))
+
+
+@pytest.mark.parametrize("values", [
+    np.array([3.0, 1.0, 3.0, np.nan, -0.0, 0.0, np.nan, 1.0, 2.5e9]),
+    np.array([5, 5, 2, -1, 2, 7, 2**62], dtype=np.int64),
+    np.array([7, 7, 7], dtype=np.int32),
+    np.random.default_rng(0).integers(0, 50, 1000),
+    np.array([], dtype=np.float64),
+])
+def test_factorize_groups_like_np_unique_in_order_of_first_appearance(values):
+    uniq, first, inv = C.factorize(values)
+    twin = _pyrecorder.factorize(values)
+    for a, b in zip((uniq, first, inv), twin):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(uniq[inv], np.where(values == 0, 0, values))  # every element maps back
+    np.testing.assert_array_equal(values[first], uniq)
+    assert np.all(np.diff(first) > 0)  # first appearances, in order
+    ref = np.unique(values)
+    assert len(uniq) == len(ref) and np.array_equal(np.sort(uniq), ref, equal_nan=True)
+
+
+def test_factorize_rejects_what_it_cannot_hash():
+    with pytest.raises(TypeError, match="dtype kind 'O'"):
+        C.factorize(np.array(["a", None], dtype=object))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        C.factorize(np.zeros((2, 2)))

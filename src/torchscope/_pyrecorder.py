@@ -429,3 +429,21 @@ def pad_rows(columns, sep, end):
         padded = [just(c, width) for c in cells]
         out.append([just(title, width)] + [padded[i] for i in inv])
     return [sep.join(r) + end for r in zip(*out)] if out else [end]
+
+
+def factorize(values):
+    """Twin of the C factorize (modules.h): distinct values in order of first appearance,
+    the first index of each, and per element the index of its value."""
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise ValueError("factorize: expects a one-dimensional array")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"factorize: expects an integer, bool or float array, got dtype kind '{a.dtype.kind}'")
+    a = a.astype(np.float64 if a.dtype.kind == "f" else np.int64)
+    if a.dtype.kind == "f":
+        a = np.where(a == 0, 0.0, a)  # -0.0 is 0.0 (NaNs already compare as one in np.unique)
+    uniq, first, inv = np.unique(a, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # sorted -> order of first appearance
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return uniq[order], first[order].astype(np.int64), rank[inv.reshape(-1)].astype(np.int64)

@@ -10,6 +10,7 @@ from . import attribute as _attribute
 from . import capture as _capture
 from . import count as _count
 from . import peaks as _peaks
+from ._ext import C as _C
 from .report import ProfileSummary, fmt_shape, run_meta
 
 
@@ -241,7 +242,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
 
     module = att.module
     repeat = np.ones(n, dtype=bool)  # a module's second and later calls
-    repeat[np.unique(module, return_index=True)[1]] = False
+    repeat[_C.factorize(module)[1]] = False
 
     ins, outs = _row_shapes(trace, att.call_ids)
     mlist = module.tolist()

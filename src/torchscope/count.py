@@ -494,8 +494,8 @@ def _group_identical(name, off, ln, args, idx):
     with np.errstate(over="ignore"):  # arithmetic wraps mod 2**64: fine for a hash
         h = np.add.reduceat(vals * _HASH_W[0][rel] + rel, starts)
         h = h * _HASH_W[1][0] + name[idx] * _HASH_W[1][1] + lens * _HASH_W[1][2]
-    _, first, groups = np.unique(h, return_index=True, return_inverse=True)
-    return groups.reshape(-1), idx[first]
+    _, first, groups = C.factorize(h)
+    return groups, idx[first]
 
 
 ZERO_MAC_KEY = "(views, elementwise, norms, pooling: no MACs by convention)"

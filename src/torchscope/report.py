@@ -349,15 +349,14 @@ class _View:
         objs = [src[k] for k in keep.tolist()] if src is not None else [None] * len(keep)
         # Rows of calls with the same signature share one shape object (capture's interned
         # shape log): format each object once.
-        _ids, first, inv = np.unique(np.fromiter(map(id, objs), np.int64, len(objs)), return_index=True,
-                                     return_inverse=True)
+        _ids, first, inv = C.factorize(np.fromiter(map(id, objs), np.int64, len(objs)))
         cells = []
         for i in first.tolist():
             o = objs[i]
             if field == "input_shapes" and isinstance(o, tuple) and len(o) == 1:
                 o = o[0]
             cells.append(fmt_shape(o) if plain else fmt_shape_as(o, self.run_batch, label, parens, self.empty))
-        return np.array(cells, dtype=object), inv.reshape(-1)
+        return np.array(cells, dtype=object), inv
 
 
 def _round3(a: np.ndarray) -> np.ndarray:
@@ -374,7 +373,11 @@ def _unique_cells(values, fmt, n: int = 0, fmt_many=None):
     (fmt_many: formats an array of values at once)."""
     if values is None:
         return np.array(["-"], dtype=object), np.zeros(n, dtype=np.int64)
-    uniq, inv = np.unique(np.asarray(values), return_inverse=True)
+    values = np.asarray(values)
+    if values.dtype.kind in "fiu":  # numbers: a hash table in C, no sort
+        uniq, _first, inv = C.factorize(values.reshape(-1))
+    else:
+        uniq, inv = np.unique(values, return_inverse=True)
     cells = fmt_many(uniq) if fmt_many is not None else [fmt(v) for v in uniq.tolist()]
     return np.array(cells, dtype=object), inv.reshape(-1)
 
