@@ -182,3 +182,14 @@ def test_html_in_every_style_escapes(seed):
         assert "<table>" in html and "</table>" in html and "Linear" in html, style
         assert "a<b>" not in html and (style in ("torchsummary", "pms") or "a&lt;b&gt;" in html), style
         assert str(s) == s.table(style=style, row_settings=["var_names"])
+
+
+def test_time_cells_scalar_and_array_formatters_agree_at_unit_boundaries():
+    from torchscope.report import fmt_time, fmt_times
+
+    vals = [0, 1, 999.4, 999.6, 1000, 1234.5, 999_999, 1e6, 2.5e6, 1e9, 3.7e10, -5]
+    want = ["0 ns", "1 ns", "999 ns", "1000 ns", "1.0 µs", "1.2 µs", "1000.0 µs", "1.00 ms", "2.50 ms",
+            "1.00 s", "37.00 s", "-5 ns"]
+    assert [fmt_time(v) for v in vals] == fmt_times(vals) == want
+    assert fmt_time(1500, ascii_only=True) == fmt_times([1500], ascii_only=True)[0] == "1.5 us"
+    assert fmt_time(None) == fmt_time(float("nan")) == fmt_times([float("nan")])[0] == "-"

@@ -68,20 +68,16 @@ def fmt_bytes(v) -> str:
     return f"{sign}{int(v)} B"
 
 
+# Time units, largest first; the last one takes everything below (fmt_time and fmt_times).
+_TIME_UNITS = ((1e9, "{:.2f} s"), (1e6, "{:.2f} ms"), (1e3, "{:.1f} µs"), (1.0, "{:.0f} ns"))
+
+
 def fmt_time(ns, ascii_only=False) -> str:
-    if ns is None:
+    if ns is None or ns != ns:  # None or NaN: not measured
         return "-"
     ns = float(ns)
-    if ns >= 1e9:
-        return f"{ns / 1e9:.2f} s"
-    if ns >= 1e6:
-        return f"{ns / 1e6:.2f} ms"
-    if ns >= 1e3:
-        return f"{ns / 1e3:.1f} {'us' if ascii_only else 'µs'}"
-    return f"{ns:.0f} ns"
-
-
-_TIME_UNITS = ((1e9, "{:.2f} s"), (1e6, "{:.2f} ms"), (1e3, "{:.1f} µs"), (1.0, "{:.0f} ns"))
+    scale, pattern = next((u for u in _TIME_UNITS if ns >= u[0]), _TIME_UNITS[-1])
+    return (pattern.replace("µs", "us") if ascii_only else pattern).format(ns / scale)
 
 
 def fmt_times(values, ascii_only=False) -> list:
@@ -762,16 +758,9 @@ class ProfileSummary:
         flat = a.sort is not None
         numbered = "depth" in a.rows
         idx = v.depth_index if numbered else None
-        if flat or numbered:
-            labels = []
-            for i, k in enumerate(keep.tolist()):
-                short = names[k] if flat else (names[k].rpartition(".")[2] if dl[i] else names[k])
-                indent = "" if flat else "  " * dl[i]
-                num = f": {dl[i]}-{idx[k]}" if numbered and dl[i] else ""
-                labels.append(f"{indent}{short} ({types[k]}){num}{' *' if rep[i] else ''}")
-        else:  # the default tree (most tables): same labels, one comprehension
-            labels = [f"{'  ' * d}{names[k].rpartition('.')[2] if d else names[k]} ({types[k]}){' *' if r else ''}"
-                      for k, d, r in zip(keep.tolist(), dl, rep.tolist())]
+        labels = [f"{'' if flat else '  ' * d}{names[k] if flat or not d else names[k].rpartition('.')[2]} "
+                  f"({types[k]}){f': {d}-{idx[k]}' if numbered and d else ''}{' *' if r else ''}"
+                  for k, d, r in zip(keep.tolist(), dl, rep.tolist())]
         columns = [("Layer (type)", _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, DEFAULT_COLUMNS), keep, v)
         return {"columns": columns, "footer": lambda hidden: self._torchscope_footer(a, rep.any(), hidden)}
