@@ -65,3 +65,49 @@ def test_uncounted_ops_are_listed_not_zero():
     s = profile_summary(Odd(), torch.eye(4) * 2, verbose=0)
     assert any("linalg_inv" in k for k in s.uncounted_ops), s.uncounted_ops
     assert "Uncounted ops" in str(s)
+
+
+def test_record_shapes_off_leaves_macs_not_counted():
+    """Without op input shapes no formula can run: MACs are None and said so, never 0."""
+    import json
+
+    from torchscope import export
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    x = torch.randn(2, 3, 8, 8)
+    s = profile_summary(model, x, record_shapes=False, verbose=0)
+    assert s.total_macs is None and s.total_flops is None and s.achieved_flops_per_s is None
+    assert s.uncounted_ops == {}
+    for r in s.rows:
+        assert r.macs is None and r.flops is None and r.self_macs is None and r.flops_per_s is None
+        assert r.fwd_time_ns > 0 and r.num_ops >= 1       # everything else is still measured
+    assert s.row("2").output_shapes == torch.Size([2, 10])  # module shapes come from the markers
+    why = "not counted (op input shapes not recorded: record_shapes=False)"
+    assert "Total MACs: " + why in str(s)
+    ti = s.table(style="torchinfo")
+    assert "Total mult-adds: " + why in ti and "Forward/backward pass size" in ti  # a pass ran
+    assert "Total MACs: " + why in export.from_dict(json.loads(json.dumps(s.to_dict()))).table()
+    ops = export.op_rows(s, "0")
+    assert len(ops) == 1 and "conv" in ops[0].name      # aten::conv2d (the fallback sees aten::convolution)
+    assert ops[0].macs is None and ops[0].input_shapes is None
+    assert profile_summary(model, x, verbose=0).total_macs == 2 * 8 * 36 * 27 + 288 * 10 * 2  # default: counted
+
+
+def test_group_identical_ops_without_arguments():
+    """Ops with no packed arguments (anywhere, last included) group by name only, like the rest."""
+    import numpy as np
+
+    from torchscope.count import _group_identical
+
+    name = np.array([0, 1, 0, 1, 0, 2, 0], dtype=np.int64)
+    ln = np.array([2, 0, 2, 0, 0, 3, 0], dtype=np.int64)
+    off = np.concatenate([[0], np.cumsum(ln)[:-1]])
+    args = np.array([7, 8, 7, 8, 1, 2, 3], dtype=np.int64)
+    idx = np.arange(len(name))
+    groups, rep = _group_identical(name, off, ln, args, idx)
+    key = [(int(name[i]), tuple(args[off[i]:off[i] + ln[i]].tolist())) for i in idx]
+    for i in idx:
+        for j in idx:
+            assert (groups[i] == groups[j]) == (key[i] == key[j]), (i, j)
+    assert [key[r] for r in rep] == list(dict.fromkeys(key))
+    assert len(_group_identical(name, off, np.zeros_like(ln), args, idx)[1]) == 3  # no args at all

@@ -234,11 +234,16 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     n = len(att.call_ids)
 
     tc = _count.tensor_counts(trace.index)
-    macs_per_op, _counted, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
-    in_rows = att.op_row >= 0
-    self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
-    macs = _attribute.subtree_sum(self_macs, att.parent, att.depth)
-    total_macs = int(macs_per_op[att.op_mask].sum())  # forward ops inside the model
+    macs_missing = None if trace.op_shapes else "op input shapes not recorded: record_shapes=False"
+    if macs_missing:  # nothing to count from: shown as not counted, never as 0
+        macs_per_op = self_macs = macs = total_macs = None
+        uncounted = {}
+    else:
+        macs_per_op, _counted, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
+        in_rows = att.op_row >= 0
+        self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
+        macs = _attribute.subtree_sum(self_macs, att.parent, att.depth)
+        total_macs = int(macs_per_op[att.op_mask].sum())  # forward ops inside the model
 
     module = att.module
     repeat = np.ones(n, dtype=bool)  # a module's second and later calls
@@ -255,7 +260,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         "module_index": module, "call_id": att.call_ids, "repeat": repeat.tolist(),
         "input_shapes": ins, "output_shapes": outs,
         "params": tc.params[module], "trainable_params": tc.trainable[module],
-        "macs": macs, "flops": 2 * macs, "self_macs": self_macs,
+        "macs": macs, "flops": None if macs is None else 2 * macs, "self_macs": self_macs,
         "fwd_time_ns": att.fwd_time_ns, "fwd_self_time_ns": att.fwd_self_time_ns,
         "fwd_time_min_ns": att.fwd_time_min_ns,
         "bwd_time_ns": att.bwd_time_ns, "bwd_self_time_ns": att.bwd_self_time_ns,
@@ -269,7 +274,8 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         "buffers": tc.buffers[module],
         "bwd_mem_allocated": att.bwd_mem_allocated,
         # achieved FLOP/s of the forward: counted FLOPs over measured time (children included)
-        "flops_per_s": np.where(att.fwd_time_ns > 0, 2 * macs / np.maximum(att.fwd_time_ns, 1) * 1e9, 0.0),
+        "flops_per_s": (None if macs is None else
+                        np.where(att.fwd_time_ns > 0, 2 * macs / np.maximum(att.fwd_time_ns, 1) * 1e9, 0.0)),
     }
     total_params, total_trainable = int(tc.own.sum()), int(tc.own_trainable.sum())  # each Parameter once
     notes = list(trace.notes) + list(att.notes)
@@ -291,7 +297,8 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         device=str(run_device), peak_memory=att.peak_memory,
         meta=dict(run_meta(str(run_device), trace.iters, warmup, fmt_shape(_json_inputs(inputs))),
                   dtype=str(_input_dtype(inputs)).replace("torch.", ""), batch_size=_batch_size(inputs),
-                  device_name=_device_name(run_device)),
+                  device_name=_device_name(run_device),
+                  **({"macs_not_counted": macs_missing} if macs_missing else {})),
         notes=notes, depth=depth, output=trace.output, **sizes,
     )
     for k, v in backward_times.items():  # None when backward was not run
@@ -300,7 +307,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         peak_flops = _peaks.peak_flops(run_device, _input_dtype(inputs))
     summary.peak_flops = peak_flops
     summary.achieved_flops_per_s = (2 * total_macs / att.fwd_time_ns[0] * 1e9
-                                    if n and att.fwd_time_ns[0] > 0 else None)
+                                    if total_macs is not None and n and att.fwd_time_ns[0] > 0 else None)
     summary.percent_of_peak = (100.0 * summary.achieved_flops_per_s / peak_flops
                                if peak_flops and summary.achieved_flops_per_s else None)
     # Raw recording, for op drill-down and trace export (not serialised to JSON):

@@ -41,6 +41,7 @@ class Trace:
     notes: list              # things the reader must know (memory off, ...)
     dropped_ends: int = 0
     output: Any = None
+    op_shapes: bool = True   # op input shapes recorded (record_shapes): without them nothing can be counted
 
 
 @dataclasses.dataclass
@@ -312,5 +313,5 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         ops=snapshot["ops"], args=snapshot["args"], calls=snapshot["calls"], mem=snapshot["mem"],
         names=snapshot["names"], shape_calls=shape_calls, shape_signatures=shape_signatures, index=index,
         iters=iters, pass_times_ns=pass_times, memory_tracking=memory_tracking,
-        notes=notes, dropped_ends=int(snapshot["dropped_ends"]), output=output,
+        notes=notes, dropped_ends=int(snapshot["dropped_ends"]), output=output, op_shapes=record_shapes,
     )

@@ -491,8 +491,11 @@ def _group_identical(name, off, ln, args, idx):
     rel = np.arange(int(lens.sum())) - np.repeat(starts, lens)
     vals = args[np.repeat(off[idx], lens) + rel]
     rel = np.minimum(rel, _HASH_W.shape[1] - 1)
+    h = np.zeros(len(idx), dtype=np.int64)
+    some = lens > 0  # reduceat would give an op without arguments its neighbour's first value
     with np.errstate(over="ignore"):  # arithmetic wraps mod 2**64: fine for a hash
-        h = np.add.reduceat(vals * _HASH_W[0][rel] + rel, starts)
+        if some.any():
+            h[some] = np.add.reduceat(vals * _HASH_W[0][rel] + rel, starts[some])
         h = h * _HASH_W[1][0] + name[idx] * _HASH_W[1][1] + lens * _HASH_W[1][2]
     _, first, groups = C.factorize(h)
     return groups, idx[first]

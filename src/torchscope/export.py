@@ -393,11 +393,11 @@ class OpRow:
     """One (op name, input shapes) group of a module's ops (iteration 0, forward)."""
 
     name: str
-    input_shapes: list
+    input_shapes: list | None    # None: not recorded (record_shapes=False)
     calls: int
     total_time_ns: float
     mean_time_ns: float
-    macs: int
+    macs: int | None            # None: not counted (op input shapes not recorded)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -445,12 +445,15 @@ def op_rows(summary: ProfileSummary, module_name: str, *, include_children: bool
         return []
     top = _top_in_call(ops, OPC, sel)
     macs_by_top: dict = {}
-    for t, v in zip(top.tolist(), np.asarray(summary._op_macs)[sel].tolist()):
+    counted = summary._op_macs is not None  # None: op shapes were not recorded, so nothing was counted
+    op_macs = np.asarray(summary._op_macs)[sel].tolist() if counted else [0] * len(sel)
+    for t, v in zip(top.tolist(), op_macs):
         macs_by_top[t] = macs_by_top.get(t, 0) + int(v)
     groups: dict = {}
     for t in sorted(macs_by_top):
         o = ops[t]
-        shapes = tensor_shapes(decode_args(trace.args, int(o[OPC["args_off"]]), int(o[OPC["args_len"]])))
+        shapes = (tensor_shapes(decode_args(trace.args, int(o[OPC["args_off"]]), int(o[OPC["args_len"]])))
+                  if trace.op_shapes else None)
         key = (trace.names[int(o[OPC["name"]])], repr(shapes))
         g = groups.get(key)
         if g is None:
@@ -459,7 +462,7 @@ def op_rows(summary: ProfileSummary, module_name: str, *, include_children: bool
         g[2] += float(max(int(o[OPC["end"]]) - int(o[OPC["start"]]), 0))
         g[3] += macs_by_top[t]
     out = [OpRow(name=k[0], input_shapes=g[0], calls=g[1], total_time_ns=g[2], mean_time_ns=g[2] / g[1],
-                 macs=g[3]) for k, g in groups.items()]
+                 macs=g[3] if counted else None) for k, g in groups.items()]
     out.sort(key=lambda r: -r.total_time_ns)
     return out
 
@@ -467,7 +470,7 @@ def op_rows(summary: ProfileSummary, module_name: str, *, include_children: bool
 def format_op_rows(rows: list, title: str | None = None, ascii_only: bool = False) -> str:
     """A small text table of op_rows() output."""
     head = ("Op", "Input shapes", "Calls", "Total", "Mean", "MACs")
-    body = [(r.name, str(r.input_shapes), str(r.calls), fmt_time(r.total_time_ns, ascii_only),
+    body = [(r.name, "-" if r.input_shapes is None else str(r.input_shapes), str(r.calls), fmt_time(r.total_time_ns, ascii_only),
              fmt_time(r.mean_time_ns, ascii_only), fmt_count(r.macs)) for r in rows]
     widths = [max([len(head[j])] + [len(b[j]) for b in body]) for j in range(len(head))]
 

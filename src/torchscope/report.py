@@ -720,9 +720,13 @@ class ProfileSummary:
                 f"Estimated Total Size (MB): {(self.input_bytes + (peak or 0) + params) / scale:0.2f}   "
                 "(measured, not estimated: input + pass peak + params)"]
 
+    def _macs_not_counted(self) -> str:
+        """Why total_macs is None (kept in meta, so a summary loaded from JSON still says it)."""
+        return self.meta.get("macs_not_counted") or "no forward pass ran"
+
     def _macs_line(self):
         if self.total_macs is None:
-            return "Total MACs: not counted (no forward pass ran)"
+            return f"Total MACs: not counted ({self._macs_not_counted()})"
         return f"Total MACs: {fmt_count(self.total_macs)}   (FLOPs: {fmt_count(self.total_flops)})"
 
     def _uncounted_line(self):
@@ -831,9 +835,11 @@ class ProfileSummary:
         columns = [(head, _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["torchinfo"]), keep, v)
         m = self.total_macs
-        if m is None:  # torchinfo's input-less summary(model): no pass, no memory lines
-            top = self._param_lines() + ["Total mult-adds: not counted (no forward pass ran)"]
-            return {"columns": columns, "footer": [top, self._note_lines()]}
+        if m is None:
+            top = self._param_lines() + [f"Total mult-adds: not counted ({self._macs_not_counted()})"]
+            if self.total_time_ns is None:  # torchinfo's input-less summary(model): no pass, no memory lines
+                return {"columns": columns, "footer": [top, self._note_lines()]}
+            return {"columns": columns, "footer": [top, self._memory_lines(), self._note_lines()]}
         unit, scale = ("T", 1e12) if m >= 1e12 else ("G", 1e9) if m >= 1e9 else ("M", 1e6)
         top = self._param_lines() + [f"Total mult-adds ({unit}): {m / scale:,.2f}"] + self._uncounted_line()
         return {"columns": columns, "footer": [top, self._memory_lines(), self._note_lines()]}
