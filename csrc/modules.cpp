@@ -317,6 +317,28 @@ PyObject* instance_dict(PyObject* obj) {  // borrowed, or NULL
   return p ? *p : nullptr;
 }
 
+// A module's `_modules`/`_parameters`/`_buffers` entry as a dict: a new reference,
+// NULL (true) when absent, false with an error set. A ScriptModule keeps them in
+// mapping wrappers (OrderedDictWrapper), copied here.
+bool entry_as_dict(PyObject* d, PyObject* key, PyObject** out) {
+  *out = nullptr;
+  PyObject* m = d ? PyDict_GetItemWithError(d, key) : nullptr;
+  if (!m) return !PyErr_Occurred();
+  if (m == Py_None) return true;
+  if (PyDict_Check(m)) {
+    Py_INCREF(m);
+    *out = m;
+    return true;
+  }
+  PyObject* copy = PyDict_New();
+  if (!copy || PyDict_Merge(copy, m, 1) < 0) {
+    Py_XDECREF(copy);
+    return false;
+  }
+  *out = copy;
+  return true;
+}
+
 // type.__name__ without the attribute lookup (heap types keep it in ht_name).
 PyObject* type_name(PyTypeObject* t) {
   if (t->tp_flags & Py_TPFLAGS_HEAPTYPE) {
@@ -444,42 +466,40 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
       t = types.emplace(tp, std::make_pair(tn, int64_t(sub))).first;  // owns tn until the walk ends
     }
     PyObject* d = instance_dict(mod);
-    PyObject* children = d ? PyDict_GetItemWithError(d, s_modules) : nullptr;
     PyObject* kernel = d ? PyDict_GetItemWithError(d, s_kernel) : nullptr;
     PyObject* compiled = d ? PyDict_GetItemWithError(d, s_compiled) : nullptr;
     if (PyErr_Occurred()) return false;
+    PyObject *children, *bufs;  // owned below
+    if (!entry_as_dict(d, s_modules, &children)) return false;
+    if (!entry_as_dict(d, s_buffers, &bufs)) {
+      Py_XDECREF(children);
+      return false;
+    }
     int64_t region = kRegionNone;
     if (compiled && compiled != Py_None) {
       region = kRegionCompiledInPlace;  // nn.Module.compile() in place
-    } else if (children && PyDict_Check(children) && PyDict_GetItemWithError(children, s_orig) &&
+    } else if (children && PyDict_GetItemWithError(children, s_orig) &&
                PyUnicode_CompareWithASCIIString(t->second.first, "OptimizedModule") == 0) {
       region = kRegionCompiled;  // torch.compile(module)
     } else if (t->second.second) {
       region = kRegionScripted;
     }
-    if (PyList_Append(out->modules, mod) < 0 || PyList_Append(out->names, name) < 0 ||
-        PyList_Append(out->types, t->second.first) < 0 ||
-        PyList_Append(out->kernel_size, kernel ? kernel : Py_None) < 0)
-      return false;
-    out->parent.push_back(parent);
-    out->depth.push_back(depth);
-    out->region.push_back(region);
-    PyObject* bufs = d ? PyDict_GetItemWithError(d, s_buffers) : nullptr;
-    if (bufs && PyDict_Check(bufs)) {
-      PyObject *k, *b;
-      Py_ssize_t pos = 0;
-      while (PyDict_Next(bufs, &pos, &k, &b))
-        if (b != Py_None && seen_buffers.insert(b).second && PyList_Append(out->buffers, b) < 0) return false;
+    bool appended = !PyErr_Occurred() && PyList_Append(out->modules, mod) == 0 &&
+                    PyList_Append(out->names, name) == 0 && PyList_Append(out->types, t->second.first) == 0 &&
+                    PyList_Append(out->kernel_size, kernel ? kernel : Py_None) == 0;
+    if (appended) {
+      out->parent.push_back(parent);
+      out->depth.push_back(depth);
+      out->region.push_back(region);
     }
-    if (children && !PyDict_Check(children)) {  // a mapping, e.g. a ScriptModule's OrderedModuleDict
-      PyObject* copy = PyDict_New();
-      if (!copy || PyDict_Merge(copy, children, 1) < 0) {
-        Py_XDECREF(copy);
-        return false;
-      }
-      children = copy;
-    } else {
-      Py_XINCREF(children);
+    PyObject *k, *b;
+    Py_ssize_t pos = 0;
+    while (appended && bufs && PyDict_Next(bufs, &pos, &k, &b))
+      if (b != Py_None && seen_buffers.insert(b).second && PyList_Append(out->buffers, b) < 0) appended = false;
+    Py_XDECREF(bufs);
+    if (!appended) {
+      Py_XDECREF(children);
+      return false;
     }
     if (children && PyDict_GET_SIZE(children) > 0) {
       Py_INCREF(name);  // the frame owns both
@@ -544,15 +564,19 @@ bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* 
   std::vector<std::pair<int, PyObject*>> dtypes;  // ScalarType -> torch.dtype (borrowed from a tensor's attr)
   std::vector<std::pair<PyObject*, int64_t>> by_dtype;
   bool ok = true;
+  PyObject *params = nullptr, *bufs = nullptr;  // the current module's (owned)
   try {
     for (Py_ssize_t i = 0; ok && i < n; ++i) {
       PyObject* d = instance_dict(PyList_GET_ITEM(modules, i));
       if (!d) continue;
-      PyObject* params = PyDict_GetItemWithError(d, s_params);
+      if (!entry_as_dict(d, s_params, &params) || !entry_as_dict(d, s_buffers, &bufs)) {
+        ok = false;
+        break;
+      }
       PyObject *k, *p;
       Py_ssize_t pos = 0;
       bool flagged = false;
-      while (ok && params && PyDict_Check(params) && PyDict_Next(params, &pos, &k, &p)) {
+      while (ok && params && PyDict_Next(params, &pos, &k, &p)) {
         if (p == Py_None || !THPVariable_Check(p)) continue;
         auto lt = lazy_type.find(Py_TYPE(p));
         if (lt == lazy_type.end()) {
@@ -594,21 +618,24 @@ bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* 
         if (bd == by_dtype.end()) by_dtype.emplace_back(dt->second, nbytes);
         else bd->second += nbytes;
       }
-      PyObject* bufs = ok ? PyDict_GetItemWithError(d, s_buffers) : nullptr;
       pos = 0;
-      while (ok && bufs && PyDict_Check(bufs) && PyDict_Next(bufs, &pos, &k, &p)) {
+      while (ok && bufs && PyDict_Next(bufs, &pos, &k, &p)) {
         if (p == Py_None || !THPVariable_Check(p)) continue;
         const at::Tensor& t = THPVariable_Unpack(p);
         int64_t numel = t.numel();
         out->buffer_elems[i] += numel;
         if (seen.insert(p).second) out->buffer_bytes += numel * t.element_size();
       }
+      Py_CLEAR(params);
+      Py_CLEAR(bufs);
       if (PyErr_Occurred()) ok = false;
     }
   } catch (const std::exception& e) {  // e.g. symbolic sizes
     PyErr_Format(PyExc_RuntimeError, "torchscope: could not read a parameter's size: %s", e.what());
     ok = false;
   }
+  Py_XDECREF(params);  // after a break or an exception
+  Py_XDECREF(bufs);
   for (auto& e : by_dtype) {
     PyObject* v = PyLong_FromLongLong(e.second);
     if (!ok || !v || PyDict_SetItem(out->param_bytes_by_dtype, e.first, v) < 0) ok = false;

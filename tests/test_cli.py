@@ -149,3 +149,21 @@ def test_cli_table_options_sort_top_columns():
     body = lines[lines.index(header) + 2:lines.index(header) + 5]
     assert body[0].startswith("SmallResNet (SmallResNet)")  # the root has the most MACs
     assert not lines[lines.index(header) + 5].startswith(" ")   # exactly 3 rows, then the rule
+
+
+def test_input_size_forms_and_malformed_sizes():
+    for text in ("64,3,224,224", "64x3x224x224", "(64, 3, 224, 224)", "64 3 224 224", "[64,3,224,224]"):
+        assert cli.parse_size(text) == (64, 3, 224, 224), text
+    assert cli.parse_size("(64,)") == (64,)
+    for bad in ("1,3,x,64", "1,3,,64,64", "1,3,64x64", "3.5,2", "", "1,-3"):
+        with pytest.raises(cli.CliError, match="bad --input-size"):
+            cli.parse_size(bad)
+
+
+def test_top_must_be_positive_and_weight_columns_are_computed(capsys):
+    assert cli.main(["--iters", "1", "--warmup", "0", "--top", "0"]) == 2
+    assert "--top must be >= 1" in capsys.readouterr().err
+    assert cli.main(["--iters", "1", "--warmup", "0", "--depth", "1", "--columns", "params,w_mean,w_std"]) == 0
+    out = capsys.readouterr().out
+    down = next(line for line in out.splitlines() if line.lstrip().startswith("down (Conv2d)"))
+    assert down.split()[-2] != "-" and float(down.split()[-1]) > 0   # a mean and a std, measured

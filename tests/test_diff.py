@@ -133,3 +133,22 @@ def test_python_m_torchscope_diff_subprocess(jsons):
                        timeout=120)
     assert r.returncode == 1, r.stderr
     assert "FAIL: total params" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_forward_and_backward_runs_are_noted_and_negative_limits_parse(jsons, tmp_path, capsys):
+    with open(jsons["base"]) as f:
+        base = json.load(f)
+    assert base["meta"]["pass"] == "forward" and base["meta"]["mode"] == "train"
+    s = profile_summary(net(), torch.randn(4, 32), backward=True, iters=1, verbose=0)
+    assert s.meta["pass"] == "forward + backward"
+    res = diff(base, s.to_dict())
+    assert any("passes differ: forward vs forward + backward (times and memory are not comparable)" in n
+               for n in res.notes), res.notes
+    old = json.loads(json.dumps(base))
+    del old["meta"]["pass"], old["meta"]["mode"]  # a file written before they were recorded: no note
+    assert not any("differ" in n for n in diff(old, base).notes)
+    # a negative limit (a required decrease) as a separate argument, like any other value
+    assert cli.main(["diff", jsons["doubled"], jsons["base"], "--max-params", "-1%", "--max-time", "-0ms"]) in (0, 1)
+    out = capsys.readouterr()
+    assert "error" not in out.err and "FAIL: total params" not in out.out   # params went down by half
+    assert cli.main(["diff", jsons["base"], jsons["base"], "--max-params", "-1%"]) == 1  # not down by 1%

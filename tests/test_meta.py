@@ -47,3 +47,21 @@ def test_seven_billion_parameter_decoder_in_seconds():
     expected = layers * (12 * dim * dim * tokens + 2 * tokens * tokens * dim) + tokens * dim * vocab
     assert s.total_macs == expected
     assert elapsed < 30, elapsed
+
+
+def test_model_built_on_meta_is_profiled_as_meta_without_asking():
+    """No device= given: a meta model still gets no memory numbers (nothing is allocated) and the note."""
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    s = profile_summary(model, torch.empty(4, 64, device="meta"), verbose=0)
+    assert s.device == "meta" and s.peak_memory is None
+    assert all(r.mem_allocated is None and r.mem_retained is None for r in s.rows)
+    assert s.total_macs == 4 * (64 * 128 + 128 * 10) and any("device=meta" in n for n in s.notes)
+
+
+def test_meta_with_uninitialized_lazy_module_is_a_clear_error():
+    import pytest
+
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.LazyLinear(4))
+    with pytest.raises(ValueError, match=r"device='meta' needs every parameter's size, but 2.weight, 2.bias"):
+        profile_summary(m, torch.randn(1, 3, 8, 8), device="meta", verbose=0)

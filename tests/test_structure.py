@@ -61,6 +61,22 @@ def test_walk_marks_scripted_modules():
     assert index.regions[2] == "scripted" and all(index.opaque[3:]) and not any(index.opaque[:3])
 
 
+def test_scripted_modules_parameters_and_buffers_are_counted():
+    """A ScriptModule keeps _parameters/_buffers in mapping wrappers, not dicts: still read."""
+    m = nn.Sequential(torch.jit.script(nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))), nn.Linear(8, 2))
+    mods = list(dict(m.named_modules()).values())
+    native, twin = _both("tensor_stats", mods, torch.nn.parameter.UninitializedTensorMixin)
+    for key in ("own_params", "own_trainable", "buffer_elems"):
+        np.testing.assert_array_equal(native[key], twin[key])
+    assert native["own_params"].sum() == sum(p.numel() for p in m.parameters()) == 4 * 8 + 8 + 2 * 8 + 8 * 2 + 2
+    assert native["buffer_bytes"] == sum(b.numel() * b.element_size() for b in m.buffers())
+    walk = C.walk_modules(m, torch.jit.ScriptModule)
+    assert [id(b) for b in walk["buffers"]] == [id(b) for b in m.buffers()]
+    s = torchscope.profile_summary(m, torch.randn(3, 4), verbose=0)
+    assert s.total_params == 74 and s.rows[1].params == 56 and s.rows[1].buffers == 8 + 8 + 1
+    assert torchscope.profile_summary(torch.jit.script(nn.Linear(4, 2)), torch.randn(3, 4), verbose=0).total_params == 10
+
+
 def test_tensor_stats_count_each_parameter_once_and_match_the_python_twin():
     m = Tricky()
     native, twin = _both("tensor_stats", list(dict(m.named_modules()).values()),

@@ -123,3 +123,38 @@ def test_weight_statistics_as_table_columns():
     assert np.isnan(s.row("1").w_mean)                      # ReLU has no parameters
     text = s.table(columns=["params", "w_mean", "w_std", "w_zeros"])
     assert "W mean" in text and "W zeros" in text and "0.5" in text
+
+
+def test_weight_columns_without_statistics_are_an_error_and_summary_computes_them():
+    import pytest
+    import torch
+    from torch import nn
+
+    import torchscope
+    from torchscope import profile_summary
+
+    m = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    s = profile_summary(m, torch.randn(2, 3), verbose=0)
+    with pytest.raises(ValueError, match="w_mean: weight statistics were not computed.*weight_stats=True"):
+        s.table(columns=["params", "w_mean"])
+    for top in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="top="):
+            s.table(top=top)
+    for kw in ({"input_size": (2, 3)}, {}):  # profiled and structure-only
+        t = torchscope.summary(m, col_names=["num_params", "w_std"], verbose=0, **kw)
+        line = next(x for x in str(t).splitlines() if "Linear" in x)
+        assert line.split()[-1] not in ("-", "--") and float(line.split()[-1]) > 0, line
+
+
+def test_lazy_module_gives_a_clear_error():
+    import pytest
+    import torch
+    from torch import nn
+
+    import torchscope
+
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.LazyLinear(4))
+    with pytest.raises(ValueError, match=r"module '2' \(LazyLinear\) has uninitialized lazy parameter"):
+        torchscope.weight_stats(m)
+    m(torch.randn(1, 3, 8, 8))
+    assert [w.name for w in torchscope.weight_stats(m)] == ["0", "2"]

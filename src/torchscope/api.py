@@ -123,6 +123,10 @@ def _meta_runner(model, args, kwargs):
     neither moved nor allocated): structure and counts of models too large to run."""
     from torch.func import functional_call
 
+    lazy = [n for n, p in model.named_parameters() if isinstance(p, torch.nn.parameter.UninitializedTensorMixin)]
+    if lazy:
+        raise ValueError(f"device='meta' needs every parameter's size, but {', '.join(lazy)} "
+                         "(lazy modules) are uninitialized: run the model once first")
     state = {k: torch.empty_like(v, device="meta") for k, v in
              list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers())}
     for k, v in model.named_parameters(remove_duplicate=False):
@@ -156,6 +160,8 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     original_device = None
     if device is not None:
         device = _checked_device(device)
+    elif getattr(_first_device(model), "type", None) == "meta":
+        device = torch.device("meta")  # built under torch.device("meta"): nothing to time or allocate
     meta = device is not None and device.type == "meta"
     if device is not None and not meta:
         device = torch.device(device)
@@ -188,6 +194,9 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
         if original_device is not None:
             model.to(original_device)
     summary = _build(trace, run_device, depth, warmup, inputs, peak_flops)
+    # what was timed (diff says when two runs differ in it)
+    summary.meta.update({"pass": "forward + backward" if backward else "forward",
+                         "mode": "train" if model.training else "eval"})
     if weight_stats:
         _add_weight_columns(summary, model)
     if verbose:

@@ -86,11 +86,14 @@ def _build_diff_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------ model spec
 def parse_size(text: str) -> tuple:
     """'64,3,224,224' (also '64x3x224x224', '(64, 3, 224, 224)') -> (64, 3, 224, 224)."""
-    s = text.strip().strip("()[]").replace("x", ",").replace("X", ",").replace(" ", ",")
-    parts = [x for x in s.split(",") if x != ""]
+    s = text.strip().strip("()[]")
+    sep = "," if "," in s else "x" if "x" in s.lower() else None  # one separator: "1,3,x,64" is an error
+    parts = [x.strip() for x in (s.lower().split(sep) if sep else s.split())]
+    if sep == "," and parts and parts[-1] == "":
+        parts.pop()  # "(64,)": a one-tuple
     try:
         dims = tuple(int(x) for x in parts)
-    except ValueError:
+    except ValueError:  # "", "x", "3.5": every dimension must be written
         dims = ()
     if not dims or any(d < 0 for d in dims):
         raise CliError(f"bad --input-size {text!r}: expected comma-separated non-negative integers, "
@@ -241,11 +244,23 @@ def _table_columns():
     return list(TABLE_COLUMNS)
 
 
+def _glue_negative_limits(argv: list) -> list:
+    """`--max-params -1%`: argparse would take "-1%" for an option; pass it as `--max-params=-1%`."""
+    out = []
+    for a in argv:
+        if out and out[-1] in ("--max-time", "--max-memory", "--max-params", "--max-macs") \
+                and len(a) > 1 and a[0] == "-" and (a[1].isdigit() or a[1] == "."):
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "diff":
         parser = _build_diff_parser()
-        args = parser.parse_args(argv[1:])
+        args = parser.parse_args(_glue_negative_limits(argv[1:]))
         return _guard(args, lambda: _diff_cmd(args), parser.prog)
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -292,6 +307,8 @@ def _profile_cmd(args) -> int:
         raise CliError(f"--iters must be >= 1, got {args.iters}")
     if args.warmup < 0:
         raise CliError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.top is not None and args.top < 1:
+        raise CliError(f"--top must be >= 1, got {args.top}")
     sizes = [parse_size(s) for s in (args.input_size or [])]
     import torch
 
@@ -334,10 +351,11 @@ def _profile_cmd(args) -> int:
              if isinstance(x, torch.Tensor)]
     print(f"torchscope {torchscope.__version__}: {label}, input "
           f"{shown[0] if len(shown) == 1 else shown}")
+    columns = args.columns.split(",") if args.columns else None
     s = torchscope.profile_summary(model, inputs, device=device, backward=args.backward, depth=args.depth,
-                                   warmup=args.warmup, iters=args.iters, verbose=0)
-    print(s.table(ascii_only=args.ascii or None, sort=args.sort, top=args.top,
-                  columns=args.columns.split(",") if args.columns else None))
+                                   warmup=args.warmup, iters=args.iters, verbose=0,
+                                   weight_stats=any(c.strip().startswith("w_") for c in columns or ()))
+    print(s.table(ascii_only=args.ascii or None, sort=args.sort, top=args.top, columns=columns))
     for name in args.ops or []:
         print()
         print(export.format_op_rows(export.op_rows(s, name), title=f"Ops of {name} (iteration 0, forward):",

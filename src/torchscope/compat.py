@@ -473,6 +473,9 @@ def summary(model: nn.Module, *args: Any, input_size=None, input_data=None, batc
 def _show(s, model, notes, style, columns, depth, rows, batch_as, col_width, pms, pms_kw, verbose):
     """Attach the chosen layout to the summary (str/repr/HTML show it) and print it when asked."""
     s.notes.extend(notes)
+    if any(c.startswith("w_") for c in columns or ()) and s._cols.get("w_mean") is None:
+        from .api import _add_weight_columns  # a w_* column asks for the weight statistics
+        _add_weight_columns(s, model)
     display = {"style": style, "columns": columns, "depth": depth, "row_settings": rows, "batch_as": batch_as,
                "col_width": col_width}
     if style == "pms" and pms_kw.get("show_hierarchical"):

@@ -282,10 +282,13 @@ def diff(base, new, *, max_time=None, max_memory=None, max_params=None, max_macs
                             f"{_pct(bv, nv).replace(' (', ', ').rstrip(')') if bv else ''}) exceeds "
                             f"--max-{kind} {_fmt_threshold(t)}")
     bm, nm = b.get("meta") or {}, n.get("meta") or {}
-    for key, what in (("device", "devices"), ("torch_version", "torch versions"), ("inputs", "inputs")):
+    for key, what in (("device", "devices"), ("torch_version", "torch versions"), ("inputs", "inputs"),
+                      ("pass", "passes"), ("mode", "modes")):
+        if key in ("pass", "mode") and not (key in bm and key in nm):
+            continue  # summaries written before these were recorded
         if bm.get(key) != nm.get(key):
             notes.append(f"{what} differ: {bm.get(key)} vs {nm.get(key)}"
-                         + (" (times and memory are not comparable)" if key == "device" else ""))
+                         + (" (times and memory are not comparable)" if key in ("device", "pass", "mode") else ""))
     res = DiffResult(rows=out, totals=totals, failures=failures, notes=notes,
                      compared=sum(1 for r in out if r.base is not None and r.new is not None))
     res.text = _render(res, bl, nl, show_all)

@@ -549,7 +549,13 @@ class ProfileSummary:
         if col_width is not None and (isinstance(col_width, bool) or not isinstance(col_width, int)
                                       or col_width <= 0):
             raise ValueError(f"col_width={col_width!r}: must be a positive integer")
+        if top is not None and (isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1):
+            raise ValueError(f"top={top!r}: must be a positive integer (the number of rows to keep)")
         cols = tuple(table_columns(columns)) if columns is not None else None
+        unweighed = [c for c in cols or () if c.startswith("w_") and self._cols.get(c) is None]
+        if unweighed:
+            raise ValueError(f"columns {', '.join(unweighed)}: weight statistics were not computed for this "
+                             "summary; profile with weight_stats=True")
         return _TableArgs(depth=None if depth is None else int(depth), ascii_only=ascii_only, columns=cols,
                           sort=sort, top=top, max_width=max_width, style=style, rows=rows, batch_as=batch_as,
                           col_width=col_width)

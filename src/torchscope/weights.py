@@ -126,6 +126,10 @@ def weight_stats(model: torch.nn.Module, by: str = "module") -> list:
     out = []
     with torch.no_grad():
         for name, typ, params in _groups(model, by):
+            lazy = [n for n, p in params if isinstance(p, torch.nn.parameter.UninitializedTensorMixin)]
+            if lazy:
+                raise ValueError(f"module '{name or '(root)'}' ({typ}) has uninitialized lazy parameter(s) "
+                                 f"{', '.join(lazy)}: run the model once before computing weight statistics")
             acc = _Acc()
             for _, p in params:
                 acc.add(p)
