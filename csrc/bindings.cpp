@@ -79,6 +79,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     d["types"] = py::reinterpret_steal<py::list>(t.types);
     d["kernel_size"] = py::reinterpret_steal<py::list>(t.kernel_size);
     d["buffers"] = py::reinterpret_steal<py::list>(t.buffers);
+    d["buffer_slots"] = py::reinterpret_steal<py::list>(t.buffer_slots);
     d["parent"] = to_array(std::move(t.parent), 0);
     d["depth"] = to_array(std::move(t.depth), 0);
     d["region"] = to_array(std::move(t.region), 0);

@@ -232,9 +232,19 @@ struct ModuleMarker {
 
 PyObject* marker_call(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
   auto* m = reinterpret_cast<ModuleMarker*>(self);
+  // A logged failure is stale once the model runs on (it caught the exception): when a
+  // call starts, or returns normally. Only the exception in flight keeps its log.
+  if (g_failure_log && PyList_GET_SIZE(g_failure_log) > 0 &&
+      PyList_SetSlice(g_failure_log, 0, PyList_GET_SIZE(g_failure_log), nullptr) < 0)
+    return nullptr;
   int64_t call = module_enter(m->module_index);
   PyObject* out = PyObject_Vectorcall(m->wrapped, args, nargsf, kwnames);
   module_exit(call, out == nullptr);
+  if (out && g_failure_log && PyList_GET_SIZE(g_failure_log) > 0 &&
+      PyList_SetSlice(g_failure_log, 0, PyList_GET_SIZE(g_failure_log), nullptr) < 0) {
+    Py_DECREF(out);
+    return nullptr;
+  }
   if (g_log.enabled && call >= 0 && out) log_call(call, args, PyVectorcall_NARGS(nargsf), kwnames, out);
   // Failed calls are logged even when not recording (warm-up), innermost first,
   // so the error can name the module and the shapes that reached it.
@@ -444,12 +454,14 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
   out->types = PyList_New(0);
   out->kernel_size = PyList_New(0);
   out->buffers = PyList_New(0);
+  out->buffer_slots = PyList_New(0);
   std::unordered_set<PyObject*> seen{root}, seen_buffers;
   std::unordered_map<PyTypeObject*, std::pair<PyObject*, int64_t>> types;  // name (owned), is scripted
   struct Frame { PyObject* children; Py_ssize_t pos; PyObject* prefix; int64_t parent, depth; };
   std::vector<Frame> stack;
   PyObject* empty = PyUnicode_FromString("");
-  bool ok = out->modules && out->names && out->types && out->kernel_size && out->buffers && empty;
+  bool ok = out->modules && out->names && out->types && out->kernel_size && out->buffers && out->buffer_slots &&
+            empty;
 
   // Appends one module; its children (if any) become the next frame (pre-order).
   auto visit = [&](PyObject* mod, PyObject* name, int64_t parent, int64_t depth) -> bool {
@@ -494,8 +506,14 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
     }
     PyObject *k, *b;
     Py_ssize_t pos = 0;
-    while (appended && bufs && PyDict_Next(bufs, &pos, &k, &b))
-      if (b != Py_None && seen_buffers.insert(b).second && PyList_Append(out->buffers, b) < 0) appended = false;
+    while (appended && bufs && PyDict_Next(bufs, &pos, &k, &b)) {
+      if (b == Py_None) continue;
+      PyObject* slot = PyTuple_Pack(3, mod, k, b);
+      if (!slot || PyList_Append(out->buffer_slots, slot) < 0 ||
+          (seen_buffers.insert(b).second && PyList_Append(out->buffers, b) < 0))
+        appended = false;
+      Py_XDECREF(slot);
+    }
     Py_XDECREF(bufs);
     if (!appended) {
       Py_XDECREF(children);
@@ -545,6 +563,7 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
     Py_CLEAR(out->types);
     Py_CLEAR(out->kernel_size);
     Py_CLEAR(out->buffers);
+    Py_CLEAR(out->buffer_slots);
   }
   return ok;
 }

@@ -43,6 +43,7 @@ struct ModuleTree {  // pre-order, each module once (named_modules() semantics)
   PyObject* types = nullptr;        // list of class names          caller)
   PyObject* kernel_size = nullptr;  // list: instance attribute `kernel_size` or None
   PyObject* buffers = nullptr;      // list of distinct buffer tensors
+  PyObject* buffer_slots = nullptr; // list of (module, name, tensor): every registered buffer
   std::vector<int64_t> parent, depth;
   std::vector<int64_t> region;      // RegionKind per module
 };

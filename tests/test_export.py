@@ -219,3 +219,32 @@ def test_op_rows_totals_match_the_module_in_a_resnet(resnet_summary):
     for name in ("layer1.0.conv1", "fc", "down"):
         assert sum(r.macs for r in export.op_rows(s, name)) == s.row(name).macs
     assert sum(r.macs for r in export.op_rows(s, "layer1", include_children=True)) == s.row("layer1").macs
+
+
+def test_json_is_strict_and_round_trips_weight_stats_and_empty_shapes():
+    import json
+
+    import torch
+    from torch import nn
+
+    import torchscope
+
+    class Kw(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 4)
+
+        def forward(self, x=None):
+            return {"out": self.l(x), "empty": ()}
+
+    s = torchscope.profile_summary(Kw(), {"x": torch.randn(2, 4)}, verbose=0, weight_stats=True)
+    text = json.dumps(s.to_dict(), allow_nan=False)  # no NaN: strict JSON parsers read it
+    back = torchscope.from_json(text)
+    assert back.to_csv() == s.to_csv()
+    cols = ["input_shape", "output_shape", "params", "w_mean", "w_std"]
+    assert back.table(columns=cols).splitlines()[:6] == s.table(columns=cols).splitlines()[:6]
+    assert s.to_dict()["rows"][0]["w_mean"] is None       # Kw has no own parameters: null, not NaN
+    lin = nn.Linear(4, 3)
+    root = torchscope.profile_summary(lin, torch.randn(2, 4), verbose=0, weight_stats=True)
+    own = torch.cat([p.detach().flatten() for p in lin.parameters()])
+    assert abs(root.rows[0].w_mean - float(own.mean())) < 1e-6  # the root row's own weights

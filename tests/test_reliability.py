@@ -300,3 +300,116 @@ def test_wrong_dtype_names_module_type_and_shapes(seed):
     msg = str(ei.value)
     assert "'0'" in msg and "Linear" in msg and "[3, 4]" in msg and "Long" in msg
     assert _clean()
+
+
+class _Picky(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if x.shape[-1] != 4:
+            raise ValueError("wrong width")
+        return self.l(x)
+
+
+class _Fallback(nn.Module):
+    """Tries `fast`, catches its error, runs `slow` (broken when width != 8)."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.fast, self.slow = _Picky(), nn.Linear(width, 4)
+
+    def forward(self, x):
+        try:
+            return self.fast(x)
+        except ValueError:
+            return self.slow(x)
+
+
+def test_a_caught_failure_is_not_blamed_for_a_later_one(seed):
+    with pytest.raises(ProfileError, match=r"module 'slow' \(Linear\) failed with input shapes \(\[2, 8\]\)"):
+        profile_summary(_Fallback(6), torch.randn(2, 8), verbose=0)
+    s = profile_summary(_Fallback(8), torch.randn(2, 8), verbose=0)  # caught and recovered: fine
+    assert s.row("slow").macs == 2 * 8 * 4
+    with pytest.raises(NameError):  # a loss error is the user's, unchanged, even after a caught failure
+        profile_summary(_Fallback(8), torch.randn(2, 8), verbose=0, loss_fn=lambda out: undefined_name)  # noqa: F821
+    assert _clean()
+
+
+def test_rebound_buffers_are_restored_and_every_pass_starts_alike(seed):
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 4)
+            self.register_buffer("steps", torch.zeros(()))
+
+        def forward(self, x):
+            self.steps = self.steps + 1  # rebinds the buffer: a new tensor each call
+            return self.l(x) * self.steps
+
+    m, x = Counter(), torch.ones(2, 4)
+    original = m.steps
+    ref = Counter()
+    ref.load_state_dict(m.state_dict())
+    s = profile_summary(m, x, verbose=0, keep_output=True, warmup=2, iters=3)
+    assert m.steps is original and m.steps.item() == 0
+    assert torch.equal(s.output, ref(x))  # the last pass computed what the next user call computes
+
+
+def test_device_move_keeps_packed_sequences_and_namedtuples(seed):
+    import collections
+
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    packed = pack_padded_sequence(torch.randn(3, 5, 4), [5, 3, 2], batch_first=True)
+    lstm = nn.LSTM(4, 6, batch_first=True)
+    plain = profile_summary(lstm, packed, verbose=0).total_macs
+    assert profile_summary(lstm, packed, device="cpu", verbose=0).total_macs == plain == 10 * 4 * 6 * (4 + 6)  # tokens x gates x hidden x (input + hidden)
+    assert profile_summary(lstm, packed, device="meta", verbose=0).total_macs == plain
+    Pair = collections.namedtuple("Pair", "a b")
+
+    class TakesPair(nn.Module):
+        def forward(self, p):
+            assert isinstance(p, Pair)
+            return p.a + p.b
+
+    assert profile_summary(TakesPair(), (Pair(torch.ones(2), torch.ones(2)),), device="cpu", verbose=0)
+
+
+def test_module_called_from_another_thread_is_noted(seed):
+    class Threaded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l, self.k = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            out = {}
+            t = threading.Thread(target=lambda: out.setdefault("y", self.k(x)))
+            t.start()
+            t.join()
+            return self.l(x) + out["y"]
+
+    s = profile_summary(Threaded(), torch.randn(2, 4), verbose=0)
+    assert any("module(s) k ran on another thread" in n for n in s.notes), s.notes
+    assert _clean()
+
+
+def test_bad_depth_fails_before_profiling(seed):
+    ran = []
+
+    class Spy(nn.Module):
+        def forward(self, x):
+            ran.append(1)
+            return x
+
+    for bad in (-1, "2", 1.5):
+        with pytest.raises(ValueError, match="depth="):
+            profile_summary(Spy(), torch.randn(2), depth=bad, verbose=0)
+    assert not ran
+
+
+@pytest.mark.native
+def test_a_pass_that_allocates_nothing_has_zero_peak(seed):
+    s = profile_summary(nn.Flatten(), torch.randn(2, 4), verbose=0)  # tracked, allocates nothing
+    assert s.peak_memory == 0 and s.rows[0].mem_peak == 0 and "Peak memory during forward: 0 B" in str(s)

@@ -245,6 +245,9 @@ class ModuleMarker:
         self.module_index = module_index
 
     def __call__(self, *args, **kwargs):
+        log = _S.failure_log
+        if log:  # stale: the model caught it and runs on (see the C marker)
+            log.clear()
         call = module_enter(self.module_index)
         try:
             out = self.__wrapped__(*args, **kwargs)
@@ -255,6 +258,8 @@ class ModuleMarker:
                                        _summarize(kwargs, 1) if kwargs else None, None))
             raise
         module_exit(call, False)
+        if log:
+            log.clear()
         if _S.shape_log_on and call >= 0:
             _S.shape_log.append((call, (_summarize(args, 1), _summarize(kwargs, 1) if kwargs else None,
                                         _summarize(out))))
@@ -339,7 +344,7 @@ _REGION = {"compiled in place": 1, "compiled": 2, "scripted": 3}
 
 def walk_modules(root, script_module_type):
     """Python twin of modules.cpp walk_modules (named_modules() order, first occurrence wins)."""
-    names, types, mods, parent, depth, region, kernel, buffers = [], [], [], [], [], [], [], []
+    names, types, mods, parent, depth, region, kernel, buffers, slots = [], [], [], [], [], [], [], [], []
     seen, seen_buffers = {id(root)}, set()
 
     def visit(mod, name, par, d):
@@ -356,7 +361,9 @@ def walk_modules(root, script_module_type):
             region.append(2)
         else:
             region.append(3 if script_module_type is not None and isinstance(mod, script_module_type) else 0)
-        for b in md.get("_buffers", {}).values():
+        for k, b in md.get("_buffers", {}).items():
+            if b is not None:
+                slots.append((mod, k, b))
             if b is not None and id(b) not in seen_buffers:
                 seen_buffers.add(id(b))
                 buffers.append(b)
@@ -369,6 +376,7 @@ def walk_modules(root, script_module_type):
 
     visit(root, "", -1, 0)
     return {"modules": mods, "names": names, "types": types, "kernel_size": kernel, "buffers": buffers,
+            "buffer_slots": slots,
             "parent": np.array(parent, dtype=np.int64), "depth": np.array(depth, dtype=np.int64),
             "region": np.array(region, dtype=np.int64)}
 

@@ -11,12 +11,14 @@ from . import capture as _capture
 from . import count as _count
 from . import peaks as _peaks
 from ._ext import C as _C
-from .report import ProfileSummary, fmt_shape, run_meta
+from .report import ProfileSummary, check_depth, fmt_shape, run_meta
 
 
 def _move(obj, device):
-    if isinstance(obj, torch.Tensor):
+    if isinstance(obj, (torch.Tensor, torch.nn.utils.rnn.PackedSequence)):
         return obj.to(device)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple keeps its type
+        return type(obj)(*(_move(o, device) for o in obj))
     if isinstance(obj, tuple):
         return tuple(_move(o, device) for o in obj)
     if isinstance(obj, list):
@@ -156,6 +158,7 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile_summary expects a torch.nn.Module, got {type(model).__name__}")
+    check_depth(depth)  # before the passes, not at the first print
     backward = backward or loss_fn is not None
     original_device = None
     if device is not None:
@@ -370,7 +373,9 @@ def _add_weight_columns(summary, model):
     from .weights import weight_stats
 
     by_name = {w.name: w for w in weight_stats(model)}
-    names = [n if i else "" for i, n in enumerate(summary._cols["name"])]  # the root row is named after its type
+    # rows -> weight_stats' labels (qualified name; the root is labelled with its type)
+    qual = [n or type(model).__name__ for n, _ in model.named_modules()]
+    names = [qual[m] if 0 <= m < len(qual) else None for m in np.asarray(summary._cols["module_index"]).tolist()]
     for field, attr in (("w_mean", "mean"), ("w_std", "std"), ("w_min", "min"), ("w_max", "max"),
                         ("w_zeros", "zero_fraction")):
         vals = [getattr(by_name[n], attr) if n in by_name and getattr(by_name[n], attr) is not None

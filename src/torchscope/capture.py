@@ -57,6 +57,7 @@ class ModuleIndex:
     regions: list = dataclasses.field(default_factory=list)  # _REGION_KINDS entry per module (None: plain)
     kernel_size: list = dataclasses.field(default_factory=list)  # instance attribute or None, per module
     buffers: list = dataclasses.field(default_factory=list)  # distinct buffer tensors of the model
+    buffer_slots: list = dataclasses.field(default_factory=list)  # (module, name, tensor) per registered buffer
 
 
 # Modules whose forward runs compiled code that must not call Python markers
@@ -85,7 +86,7 @@ def module_index(model: torch.nn.Module) -> ModuleIndex:
             elif regions[i] == "compiled in place":
                 opaque[i] = True  # its own forward runs inside the compiled call
     return ModuleIndex(w["names"], w["types"], w["modules"], parent, w["depth"], opaque, regions,
-                       w["kernel_size"], w["buffers"])
+                       w["kernel_size"], w["buffers"], w["buffer_slots"])
 
 
 def _install_markers(mods, skip=None):
@@ -129,9 +130,10 @@ class _ModelState:
     the RNG before each pass also makes every pass compute what the user's next call
     would (dropout included)."""
 
-    def __init__(self, buffers):
+    def __init__(self, buffers, slots):
         with torch.no_grad():  # from the module index: no second walk over the model
             self.buffers = [(b, b.detach().clone()) for b in buffers]
+        self.slots = slots  # forward may rebind a buffer (self.steps = self.steps + 1): put the original back
         self.cpu_rng = torch.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         # torch.profiler sets this flag before it can fail to start (e.g. inside a profiled
@@ -143,11 +145,24 @@ class _ModelState:
         if self.cuda_rng is not None:
             torch.cuda.set_rng_state_all(self.cuda_rng)
 
-    def restore(self):
+    def restore_buffers(self):
+        for mod, name, b in self.slots:
+            bufs = mod._buffers  # a dict, or a ScriptModule's mapping wrapper
+            if name not in bufs or bufs[name] is not b:
+                bufs[name] = b
         with torch.no_grad():
             for b, saved in self.buffers:
                 if b.shape == saved.shape:
                     b.copy_(saved)
+
+    def before_pass(self, first: bool):
+        """Every pass starts from the state the user's next call would see."""
+        if not first:
+            self.restore_buffers()
+        self.reset_rng()
+
+    def restore(self):
+        self.restore_buffers()
         self.reset_rng()
         torch.autograd.profiler._is_profiler_enabled = self.profiler_flag
 
@@ -255,7 +270,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
                       if kind and not index.opaque[i]})
     if regions:
         notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
-    state = _ModelState(index.buffers)
+    state = _ModelState(index.buffers, index.buffer_slots)
     saved = _install_markers(mods, index.opaque)
     failures: list = []
     C.set_failure_log(failures)
@@ -271,7 +286,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
             started = _start_recording(record_shapes, record_memory)
         for i in range(warmup):
             C.set_iteration(i - warmup)
-            state.reset_rng()
+            state.before_pass(first=i == 0)
             t0 = C.now_ns()
             run()
             bar.step(C.now_ns() - t0)
@@ -281,7 +296,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         for it in range(iters):
             C.set_iteration(it)
             C.set_shape_log(it == 0)
-            state.reset_rng()
+            state.before_pass(first=warmup == 0 and it == 0)
             t0 = C.now_ns()
             out = run()
             pass_times.append(C.now_ns() - t0)

@@ -88,6 +88,8 @@ def _column(values: list, name: str):
         return [tuple(v) if isinstance(v, list) else v for v in values]
     if name == "repeat":
         return [bool(v) for v in values]
+    if name.startswith("w_"):  # weight statistics: null is NaN (a module without parameters)
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     if any(v is None for v in values) and name not in _NUMERIC_ALWAYS:
         return list(values)
     if all(isinstance(v, (int, float, bool)) for v in values):

@@ -164,6 +164,12 @@ def table_columns(columns, arg: str = "columns") -> list:
     return out
 
 
+def check_depth(depth):
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0):
+        raise ValueError(f"depth={depth!r}: must be a non-negative integer (0: the model row only)")
+    return depth
+
+
 def check_row_settings(settings):
     """torchinfo's row_settings, checked (None: the style's default)."""
     if settings is None:
@@ -385,6 +391,8 @@ def _as_cells(strings: list):
 def _json_shape(s):
     if isinstance(s, torch.Size):
         return list(s)
+    if isinstance(s, (tuple, list)) and not s:
+        return None  # no shapes, shown as "-" like None ([] reads back as a scalar's torch.Size([]))
     if isinstance(s, (tuple, list)):
         return [_json_shape(x) for x in s]
     if isinstance(s, dict):
@@ -470,7 +478,8 @@ class ProfileSummary:
     def to_dict(self) -> dict:
         rows = []
         for r in self.rows:
-            d = r.to_dict()
+            d = {k: None if isinstance(v, float) and v != v else v  # NaN (not computed): JSON null
+                 for k, v in r.to_dict().items()}
             d["input_shapes"] = _json_shape(d["input_shapes"])
             d["output_shapes"] = _json_shape(d["output_shapes"])
             rows.append(d)
@@ -540,10 +549,7 @@ class ProfileSummary:
         ascii_only = bool(ascii_only) or "ascii_only" in rows
         if max_width is None and tty and style == "torchscope" and sys.stdout.isatty():
             max_width = shutil.get_terminal_size((200, 24)).columns
-        depth = self.depth if depth is None else depth
-        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, (int, np.integer))
-                                  or depth < 0):
-            raise ValueError(f"depth={depth!r}: must be a non-negative integer (0: the model row only)")
+        depth = check_depth(self.depth if depth is None else depth)
         if (sort is not None or top is not None) and style != "torchscope":
             raise ValueError(f"sort=/top= apply to the torchscope style only, not style={style!r}")
         if col_width is not None and (isinstance(col_width, bool) or not isinstance(col_width, int)
