@@ -413,3 +413,22 @@ def test_bad_depth_fails_before_profiling(seed):
 def test_a_pass_that_allocates_nothing_has_zero_peak(seed):
     s = profile_summary(nn.Flatten(), torch.randn(2, 4), verbose=0)  # tracked, allocates nothing
     assert s.peak_memory == 0 and s.rows[0].mem_peak == 0 and "Peak memory during forward: 0 B" in str(s)
+
+
+def test_inputs_changed_in_place_are_put_back_between_passes(seed):
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(2, 2)
+
+        def forward(self, x):
+            x.mul_(2)  # e.g. x.div_(255) in a model's first line
+            return self.l(x)
+
+    m = Scale()
+    x, ref = torch.ones(1, 2), torch.ones(1, 2)
+    expected = m(ref)
+    s = profile_summary(m, {"x": x}, verbose=0, keep_output=True, warmup=1, iters=3)
+    assert torch.equal(x, ref) and torch.equal(s.output, expected)  # as after one unprofiled call
+    with torch.inference_mode():  # inference tensors have no version counter: still profiled
+        assert profile_summary(nn.Linear(2, 2), torch.ones(1, 2), verbose=0).total_macs == 4

@@ -187,7 +187,8 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     try:
         trace = _capture.capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
                                  record_memory=record_memory, keep_output=keep_output,
-                                 progress=progress if verbose else False, record_warmup=backward)
+                                 progress=progress if verbose else False, record_warmup=backward,
+                                 inputs=_tensors(inputs))
         if meta:
             trace.notes.append("device=meta: shapes, params and MACs are exact; times are dispatch "
                                "overhead only (no kernels run) and no memory is allocated")
@@ -401,6 +402,19 @@ def _kernel_sizes(raw: list, modules: list) -> list:
     has = {i: (k,) if isinstance(k, int) else tuple(k) if isinstance(k, (tuple, list)) else None
            for i, k in enumerate(raw) if k is not None}
     return [has.get(m) for m in modules] if has else [None] * len(modules)
+
+
+def _tensors(obj) -> list:
+    """The tensors among the inputs (PackedSequence: its data)."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, torch.nn.utils.rnn.PackedSequence):
+        return [obj.data]
+    if isinstance(obj, (tuple, list)):
+        return [t for o in obj for t in _tensors(o)]
+    if isinstance(obj, dict):
+        return [t for o in obj.values() for t in _tensors(o)]
+    return []
 
 
 def _tensor_bytes(obj) -> int:

@@ -124,15 +124,26 @@ def _failure_message(exc, failures, names, types) -> str:
             f"{type(exc).__name__}: {exc}{hint}")
 
 
+def _version(t: torch.Tensor):
+    """The tensor's in-place version counter (None for inference tensors, which have none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return None
+
+
 class _ModelState:
     """What a forward pass may change that profiling must give back: buffers updated in
     forward (BatchNorm running stats in train mode) and the global RNG state. Restoring
     the RNG before each pass also makes every pass compute what the user's next call
     would (dropout included)."""
 
-    def __init__(self, buffers, slots):
+    def __init__(self, buffers, slots, inputs=()):
         with torch.no_grad():  # from the module index: no second walk over the model
             self.buffers = [(b, b.detach().clone()) for b in buffers]
+            # inputs forward may change in place (x.div_(255)): copies, put back before each later pass
+            self.inputs = [[t, v, t.detach().clone()] for t, v in ((t, _version(t)) for t in inputs)
+                           if v is not None]
         self.slots = slots  # forward may rebind a buffer (self.steps = self.steps + 1): put the original back
         self.cpu_rng = torch.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
@@ -159,6 +170,11 @@ class _ModelState:
         """Every pass starts from the state the user's next call would see."""
         if not first:
             self.restore_buffers()
+            with torch.no_grad():
+                for entry in self.inputs:
+                    if entry[0]._version != entry[1]:
+                        entry[0].copy_(entry[2])
+                        entry[1] = entry[0]._version
         self.reset_rng()
 
     def restore(self):
@@ -242,18 +258,21 @@ def _start_recording(record_shapes: bool, record_memory: bool) -> bool:
 
 def capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
             record_shapes: bool = True, record_memory: bool = True,
-            keep_output: bool = False, progress: bool | None = False, record_warmup: bool = False) -> Trace:
+            keep_output: bool = False, progress: bool | None = False, record_warmup: bool = False,
+            inputs: list = ()) -> Trace:
     """Run `run()` (which calls the model) warmup + iters times; record the iters (and the
-    warm-up passes too with record_warmup, as negative iterations)."""
+    warm-up passes too with record_warmup, as negative iterations). `inputs`: the input tensors,
+    put back before each later pass if forward changed them in place."""
     with _exclusive():
         return _capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
                         record_memory=record_memory, keep_output=keep_output, progress=progress,
-                        record_warmup=record_warmup)
+                        record_warmup=record_warmup, inputs=inputs)
 
 
 def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, iters: int,
              record_shapes: bool = True, record_memory: bool = True,
-             keep_output: bool = False, progress: bool | None = False, record_warmup: bool = False) -> Trace:
+             keep_output: bool = False, progress: bool | None = False, record_warmup: bool = False,
+             inputs: list = ()) -> Trace:
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     if warmup < 0:
@@ -270,7 +289,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
                       if kind and not index.opaque[i]})
     if regions:
         notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
-    state = _ModelState(index.buffers, index.buffer_slots)
+    state = _ModelState(index.buffers, index.buffer_slots, inputs if warmup + iters > 1 else ())
     saved = _install_markers(mods, index.opaque)
     failures: list = []
     C.set_failure_log(failures)
