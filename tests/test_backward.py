@@ -169,3 +169,37 @@ def test_backward_outside_modules_is_explained_when_large(seed):
     assert s.backward_outside_modules_ns > 0.1 * s.backward_time_ns
     note = next(n for n in s.notes if "outside modules" in n)
     assert "MmBackward0" in note
+
+
+@pytest.mark.native
+def test_checkpoint_recompute_is_not_a_forward_row(seed):
+    from torch.utils.checkpoint import checkpoint
+
+    class Checkpointed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Sequential(nn.Linear(64, 64), nn.ReLU())
+            self.h = nn.Linear(64, 4)
+
+        def forward(self, x):
+            return self.h(checkpoint(self.a, x, use_reentrant=False))
+
+    x = torch.randn(16, 64)
+    s = profile_summary(Checkpointed(), x, backward=True, iters=2, verbose=0)
+    assert [r.name for r in s.rows] == ["Checkpointed", "a", "a.0", "a.1", "h"]  # a is called once
+    assert not any("made different module calls" in n for n in s.notes)
+    assert any("ran again during the backward pass" in n for n in s.notes)
+    assert s.row("a").macs == 16 * 64 * 64 and s.row("a").bwd_time_ns > 0
+    assert s.peak_memory == s.rows[0].mem_peak  # the forward's peak, not stretched into the backward
+
+
+def test_backward_leaves_input_grads_as_they_were(seed):
+    m = nn.Linear(8, 2)
+    x = torch.randn(4, 8, requires_grad=True)
+    profile_summary(m, x, backward=True, warmup=1, iters=3, verbose=0)
+    assert x.grad is None and m.weight.grad is None
+    y = torch.randn(4, 8, requires_grad=True)
+    y.grad = torch.ones(4, 8)
+    kept = y.grad
+    profile_summary(m, y, backward=True, verbose=0)
+    assert y.grad is kept and torch.equal(kept, torch.ones(4, 8))

@@ -111,3 +111,24 @@ def test_group_identical_ops_without_arguments():
             assert (groups[i] == groups[j]) == (key[i] == key[j]), (i, j)
     assert [key[r] for r in rep] == list(dict.fromkeys(key))
     assert len(_group_identical(name, off, np.zeros_like(ln), args, idx)[1]) == 3  # no args at all
+
+
+def test_in_place_views_are_zero_mac_and_backward_pass_time_is_labelled():
+    class Views(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            y = self.lin(x).clone()
+            y.unsqueeze_(0)
+            y.squeeze_(0)
+            y.t_()
+            y.transpose_(0, 1)
+            return y
+
+    s = profile_summary(Views(), torch.randn(3, 4), verbose=0)
+    assert not [k for k in s.uncounted_ops if not k.startswith("(")], s.uncounted_ops
+    assert s.total_macs == 3 * 4 * 4
+    b = profile_summary(Views(), torch.randn(3, 4), backward=True, verbose=0)
+    assert "Pass time (forward, loss and backward)" in str(b) and "Forward pass time" not in str(b)

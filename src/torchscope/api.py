@@ -86,14 +86,13 @@ def _default_loss(out):
     return loss
 
 
-def _runner(model, args, kwargs, backward: bool, loss_fn):
+def _runner(model, args, kwargs, backward: bool, loss_fn, leaves=()):
     if not backward:
         return lambda: model(*args, **kwargs)
-    params = [p for p in model.parameters()]
 
     def run():
-        for p in params:  # fresh grads each pass; the user's are stashed by the caller
-            p.grad = None
+        for t in leaves:  # fresh grads each pass; the user's are stashed by the caller
+            t.grad = None
         with torch.enable_grad():
             out = model(*args, **kwargs)
             loss = loss_fn(out) if loss_fn is not None else _default_loss(out)
@@ -154,12 +153,13 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     mode and the model's current training mode. backward=True (or loss_fn=f,
     f(output) -> scalar; default: sum of the outputs) also runs the backward
     pass and attributes each autograd node to the module whose forward op
-    created it; the model's .grad tensors are left as they were.
+    created it; the .grad tensors of the model and of the inputs are left as they were.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile_summary expects a torch.nn.Module, got {type(model).__name__}")
     check_depth(depth)  # before the passes, not at the first print
     backward = backward or loss_fn is not None
+    given = _tensors(inputs)  # the caller's tensors (before any move)
     original_device = None
     if device is not None:
         device = _checked_device(device)
@@ -177,8 +177,11 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
         record_memory = False  # meta tensors have no storage
     run_device = device or _first_device(model) or torch.device("cpu")
     args, kwargs = _as_call_args(inputs)
-    stashed = [(p, p.grad) for p in model.parameters()] if backward else []
-    run = _runner(model, args, kwargs, backward, loss_fn)
+    # grads the passes accumulate into: the parameters' and the inputs' (leaf tensors that require grad)
+    leaves = list({id(t): t for t in list(model.parameters()) + [t for t in given + _tensors(inputs)
+                                                               if t.requires_grad and t.is_leaf]}.values())
+    stashed = [(t, t.grad) for t in leaves] if backward else []
+    run = _runner(model, args, kwargs, backward, loss_fn, leaves)
     if meta and _first_device(model) not in (None, torch.device("meta")):
         if backward:
             raise ValueError("device='meta' with backward=True needs a model built on the meta device "

@@ -159,7 +159,8 @@ def _top_ancestor(parent: np.ndarray) -> np.ndarray:
         top[up] = p[up]
 
 
-def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_ancestor, device_type) -> dict:
+def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_ancestor, device_type,
+              call_alias) -> dict:
     """Backward time per row: each autograd node is linked to the forward op that created it
     (same forward thread and sequence number; the latest op that peeked that number), hence
     to that op's module call (DESIGN.md)."""
@@ -194,6 +195,7 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
     pos = np.clip(np.searchsorted(fkeys, bkeys), 0, max(len(fkeys) - 1, 0))
     found = (seq >= 0) & (len(fkeys) > 0) & (fkeys[pos] == bkeys) if len(fkeys) else np.zeros(len(nodes), bool)
     fcall = np.where(found, ops[fwd[pos], OPC["call"]] if len(fkeys) else -1, -1)
+    fcall = np.where(fcall >= 0, call_alias[np.maximum(fcall, 0)], -1)  # a re-run forward: its module's call
     calls = trace.calls
     # Map the forward call of any iteration to the iteration-0 row at the same position.
     row = np.full(len(nodes), -1, dtype=np.int64)
@@ -253,10 +255,37 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
     }
 
 
+def _backward_calls(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """Per call: made during its pass's backward (activation checkpointing re-runs forwards
+    there; those calls are part of a backward node's time, not forward rows), and the call
+    that stands for it: the same module's first forward call of that pass (itself otherwise)."""
+    calls, ops = trace.calls, trace.ops
+    out, alias = np.zeros(len(calls), dtype=bool), np.arange(len(calls))
+    bwd = ops[:, OPC["scope"]] == SCOPE_BACKWARD
+    if not len(calls) or not bwd.any():
+        return out, alias
+    it, start = ops[bwd, OPC["iter"]], ops[bwd, OPC["start"]]
+    c_it, enter, mod = calls[:, CALLC["iter"]], calls[:, CALLC["enter"]], calls[:, CALLC["module"]]
+    for i in np.unique(it).tolist():
+        out |= (c_it == i) & (enter >= start[it == i].min())
+    for c in np.nonzero(out)[0].tolist():
+        same = np.nonzero((c_it == c_it[c]) & (mod == mod[c]) & ~out)[0]
+        if len(same):
+            alias[c] = same[0]
+    return out, alias
+
+
 def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     calls = trace.calls
     notes = []
     it_col = calls[:, CALLC["iter"]] if len(calls) else np.zeros(0, dtype=np.int64)
+    in_backward, call_alias = _backward_calls(trace)
+    if in_backward.any():
+        idx = trace.index
+        again = sorted({idx.names[m] or idx.types[m] for m in calls[in_backward & (it_col == 0), CALLC["module"]]})
+        notes.append(f"module(s) {', '.join(again)} ran again during the backward pass (activation checkpointing): "
+                     "that time is in the backward of the node that re-ran them, not in extra forward rows")
+        it_col = np.where(in_backward, np.iinfo(np.int64).min, it_col)  # in no iteration's forward
     call_ids = np.nonzero(it_col == 0)[0]
     n = len(call_ids)
     id_to_row = np.full(max(len(calls), 1), -1, dtype=np.int64)
@@ -306,7 +335,7 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     op_mask = op_row >= 0
     top = op_mask & (ops[:, OPC["parent"]] < 0)
     num_ops = subtree_sum(np.bincount(op_row[top], minlength=n), parent, depth)
-    bwd = _backward(trace, ops, id_to_row, parent, depth, n, engine_ids, top_ancestor, device_type)
+    bwd = _backward(trace, ops, id_to_row, parent, depth, n, engine_ids, top_ancestor, device_type, call_alias)
     notes += bwd.pop("notes", [])
 
     mem, peak = _memory(trace, call_ids, id_to_row, parent, depth, enter, exit_, device_type)

@@ -339,8 +339,8 @@ MAC_FORMULAS = {
 # elementwise, norms, pooling, reductions, factories). They are grouped, not
 # listed one by one, among the uncounted ops.
 _ZERO_MAC = re.compile(
-    r"aten::_?(view|reshape|t|transpose|permute|expand|as_strided|contiguous|clone|copy_?|detach|"
-    r"alias|slice|select|unsqueeze|squeeze|flatten|unflatten|cat|stack|split|chunk|narrow|unbind|"
+    r"aten::_?(view|reshape|t_?|transpose_?|permute|expand|as_strided_?|contiguous|clone|copy_?|detach_?|"
+    r"alias|slice|select|unsqueeze_?|squeeze_?|flatten|unflatten|cat|stack|split|chunk|narrow|unbind|"
     r"to|_to_copy|empty.*|zeros.*|ones.*|full.*|fill_|zero_|resolve_conj|resolve_neg|lift.*|"
     r"unsafe_view|reshape_alias|index.*|gather|scatter.*|masked_fill_?|where|"
     r"relu_?|gelu_?|silu_?|sigmoid_?|tanh_?|hardtanh_?|hardswish_?|leaky_relu_?|elu_?|mish_?|"

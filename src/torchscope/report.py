@@ -792,7 +792,8 @@ class ProfileSummary:
         lines += self._uncounted_line()
         bwd = getattr(self, "backward_time_ns", None)
         if self.total_time_ns is not None:  # the whole measured pass: with backward, that is in it too
-            what = "Forward pass time" if bwd is None else "Pass time (forward, loss and backward)"
+            ran_backward = bwd is not None or self.meta.get("pass") == "forward + backward"
+            what = "Pass time (forward, loss and backward)" if ran_backward else "Forward pass time"
             lines.append(f"{what}: {time_fmt(self.total_time_ns)} "
                          f"(median of {self.meta.get('iters', 1)}, {self.device})")
         if bwd is not None:
