@@ -150,6 +150,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     d["mem"] = to_array(std::move(s.mem), kMemCols);
     d["names"] = s.names;
     d["dropped_ends"] = s.dropped_ends;
+    d["foreign_calls"] = s.foreign_calls;
     return d;
   });
 

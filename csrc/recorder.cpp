@@ -90,6 +90,7 @@ std::atomic<bool> g_record_shapes{true};
 std::atomic<int64_t> g_next_call{0};
 std::atomic<int32_t> g_iter{0};
 std::atomic<int64_t> g_dropped_ends{0};
+std::atomic<int64_t> g_foreign_calls{0};  // module calls on other threads (not recorded)
 
 std::mutex g_session_mu;  // start/stop/collect
 bool g_active = false;
@@ -339,6 +340,7 @@ std::string start(const Options& opts) {
   g_next_call.store(0);
   g_iter.store(0);
   g_dropped_ends.store(0);
+  g_foreign_calls.store(0);
   g_record_shapes.store(opts.record_shapes);
   g_generation.fetch_add(1, std::memory_order_acq_rel);
 
@@ -409,7 +411,13 @@ bool memory_tracking() { return g_memory; }
 void set_iteration(int64_t iter) { g_iter.store(static_cast<int32_t>(iter)); }
 
 int64_t module_enter(int32_t module_index) {
-  if (!g_recording.load(std::memory_order_relaxed)) return -1;
+  if (!g_recording.load(std::memory_order_acquire)) return -1;
+  // Ops are recorded on the profiling thread only (thread-local callbacks); so are module
+  // calls: another thread running the model meanwhile must not add rows.
+  if (std::this_thread::get_id() != g_owner) {
+    g_foreign_calls.fetch_add(1, std::memory_order_relaxed);
+    return -1;
+  }
   ThreadState& ts = tls;
   ThreadBuffer* buf = buffer_of(ts);
   int64_t id = g_next_call.fetch_add(1, std::memory_order_relaxed);
@@ -536,6 +544,7 @@ Snapshot collect() {
     s.names.assign(g_names.begin(), g_names.end());
   }
   s.dropped_ends = g_dropped_ends.load();
+  s.foreign_calls = g_foreign_calls.load();
   return s;
 }
 

@@ -41,6 +41,7 @@ struct Snapshot {
   std::vector<int64_t> mem;    // n_events x kMemCols
   std::vector<std::string> names;  // op name by id (process-wide, append-only)
   int64_t dropped_ends = 0;    // end callbacks that found no open op (should be 0)
+  int64_t foreign_calls = 0;   // module calls on threads other than the profiling one (not recorded)
 };
 
 // Start a session on the calling thread. Returns "" on success, otherwise the

@@ -152,3 +152,18 @@ def test_forward_and_backward_runs_are_noted_and_negative_limits_parse(jsons, tm
     out = capsys.readouterr()
     assert "error" not in out.err and "FAIL: total params" not in out.out   # params went down by half
     assert cli.main(["diff", jsons["base"], jsons["base"], "--max-params", "-1%"]) == 1  # not down by 1%
+
+
+def test_noise_floor_and_malformed_rows(jsons, tmp_path, capsys):
+    import dataclasses
+
+    t = dataclasses.replace(parse_threshold("+50%", "time"), floor=1e6)
+    assert t.limit(72_000) == 1e6 and t.limit(10e6) == 5e6   # tiny passes: the floor; big: the percentage
+    assert parse_threshold("-5%", "time").limit(100) == -5      # no floor: a required decrease stays one
+    with open(jsons["base"]) as f:
+        d = json.load(f)
+    d["rows"][1] = "x"
+    bad = tmp_path / "bad_row.json"
+    bad.write_text(json.dumps(d))
+    assert cli.main(["diff", jsons["base"], str(bad)]) == 2     # an error, never read as a regression
+    assert "not a torchscope summary" in capsys.readouterr().err

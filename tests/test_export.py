@@ -248,3 +248,23 @@ def test_json_is_strict_and_round_trips_weight_stats_and_empty_shapes():
     root = torchscope.profile_summary(lin, torch.randn(2, 4), verbose=0, weight_stats=True)
     own = torch.cat([p.detach().flatten() for p in lin.parameters()])
     assert abs(root.rows[0].w_mean - float(own.mean())) < 1e-6  # the root row's own weights
+
+
+@pytest.mark.parametrize("kw", [{"style": "keras"}, {"style": "lightning"}, {"style": "torchsummary"},
+                                {"style": "pms", "show_hierarchical": True},
+                                {"col_names": ["input_size", "output_size", "num_params", "mult_adds"],
+                                 "depth": 1, "row_settings": ["var_names", "depth"]}],
+                         ids=["keras", "lightning", "torchsummary", "pms", "torchinfo-options"])
+def test_summary_layouts_survive_json(kw):
+    import re
+
+    from torch import nn
+
+    import torchscope
+
+    m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    s = torchscope.summary(m, input_size=(2, 4), verbose=0, **kw)
+    loaded = torchscope.from_json(s.to_json())
+    times = re.compile(r"[\d.]+ ?(µs|ms|ns|s)\b")  # times are the same numbers, rounding aside
+    assert times.sub("T", str(loaded)) == times.sub("T", str(s))
+    assert loaded._repr_html_() == s._repr_html_()

@@ -390,9 +390,41 @@ def test_module_called_from_another_thread_is_noted(seed):
             t.join()
             return self.l(x) + out["y"]
 
-    s = profile_summary(Threaded(), torch.randn(2, 4), verbose=0)
-    assert any("module(s) k ran on another thread" in n for n in s.notes), s.notes
+    s = profile_summary(Threaded(), torch.randn(2, 4), iters=1, verbose=0)
+    assert [r.name for r in s.rows] == ["Threaded", "l"]  # no row without ops posing as measured
+    assert any("1 module call(s) ran on other threads" in n for n in s.notes), s.notes
     assert _clean()
+
+
+def test_another_thread_using_the_model_meanwhile_adds_no_rows(seed):
+    import time
+
+    class Slow(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            time.sleep(0.01)
+            return self.b(self.a(x))
+
+    m, x = Slow(), torch.randn(2, 8)
+    stop = threading.Event()
+
+    def user():
+        while not stop.is_set():
+            m(x)
+
+    t = threading.Thread(target=user)
+    t.start()
+    try:
+        s = profile_summary(m, x, iters=3, verbose=0)
+    finally:
+        stop.set()
+        t.join()
+    assert [r.name for r in s.rows] == ["Slow", "a", "b"] and not any(r.repeat for r in s.rows)
+    assert not any("different module calls" in n for n in s.notes)
+    assert s.total_macs == 2 * 2 * 8 * 8 and _clean()
 
 
 def test_bad_depth_fails_before_profiling(seed):
@@ -432,3 +464,21 @@ def test_inputs_changed_in_place_are_put_back_between_passes(seed):
     assert torch.equal(x, ref) and torch.equal(s.output, expected)  # as after one unprofiled call
     with torch.inference_mode():  # inference tensors have no version counter: still profiled
         assert profile_summary(nn.Linear(2, 2), torch.ones(1, 2), verbose=0).total_macs == 4
+
+
+def test_profile_from_a_thread_the_profiled_forward_starts_fails_instead_of_hanging(seed):
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Spawns(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+
+        def forward(self, x):
+            with ThreadPoolExecutor(1) as ex:
+                ex.submit(profile_summary, nn.Linear(4, 4), x, verbose=0).result()
+            return self.a(x)
+
+    with pytest.raises(ProfileError, match="called from a thread started while another torchscope profile runs"):
+        profile_summary(Spawns(), torch.randn(2, 4), iters=1, warmup=0, verbose=0)
+    assert _clean() and profile_summary(nn.Linear(4, 4), torch.randn(2, 4), verbose=0).total_macs == 32

@@ -62,6 +62,8 @@ class _State:
         self.ops: list = []      # rows of OP_COLS
         self.args: list = []
         self.calls: list = []    # rows of CALL_COLS (row index == call id)
+        self.owner = threading.get_ident()  # the profiling thread: the only one recorded
+        self.foreign_calls = 0
 
     def stack(self):
         st = getattr(self.tls, "calls", None)
@@ -202,6 +204,9 @@ def set_iteration(it):
 def module_enter(module_index):
     if not _S.recording:
         return -1
+    if threading.get_ident() != _S.owner:  # see the C recorder: the profiling thread only
+        _S.foreign_calls += 1
+        return -1
     st = _S.stack()
     call = len(_S.calls)
     _S.calls.append([module_index, st[-1] if st else -1, len(st), 0, -1, _S.thread(), _S.iteration, 0])
@@ -336,6 +341,7 @@ def collect():
             "mem": np.zeros((0, len(MEM_COLS)), dtype=np.int64),
             "names": list(_S.names),
             "dropped_ends": 0,
+            "foreign_calls": _S.foreign_calls,
         }
 
 

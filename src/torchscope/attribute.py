@@ -296,12 +296,6 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     parent = np.where(pcall >= 0, id_to_row[np.maximum(pcall, 0)], -1)
     depth = c0[:, CALLC["depth"]]
     enter, exit_ = c0[:, CALLC["enter"]], c0[:, CALLC["exit"]]
-    thread = c0[:, CALLC["thread"]]
-    if n and (thread != thread[0]).any():  # callbacks are per thread: say what is missing
-        idx = trace.index
-        other = sorted({idx.names[m] or idx.types[m] for m in module[thread != thread[0]].tolist()})
-        notes.append(f"module(s) {', '.join(other)} ran on another thread: only their time is measured; their ops, "
-                     "MACs and memory are not recorded (shown as 0) and they appear as separate top-level rows")
 
     # Times: per iteration when every iteration made the same calls, else iteration 0.
     durations = [exit_ - enter]

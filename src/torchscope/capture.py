@@ -229,6 +229,7 @@ class _Progress:
 
 _SESSION_LOCK = threading.Lock()
 _session_owner: int | None = None
+_session_threads: frozenset = frozenset()  # threads alive when the running profile started
 
 
 @contextlib.contextmanager
@@ -236,17 +237,25 @@ def _exclusive():
     """One capture at a time per process: the recorder's session, module markers and
     logs are process-wide. Another thread waits its turn; the same thread re-entering
     (profile_summary inside a profiled forward) gets a clear error instead of a deadlock."""
-    global _session_owner
+    global _session_owner, _session_threads
     me = threading.get_ident()
     if _session_owner == me:
         raise RuntimeError("profile_summary cannot run inside another torchscope profile on the same thread "
                            "(e.g. called from a model's forward while that model is being profiled)")
-    with _SESSION_LOCK:
+    while not _SESSION_LOCK.acquire(timeout=0.05):
+        # A thread started during another profile (by the profiled forward, typically) that
+        # waits for it would wait forever if that forward waits for this thread.
+        if _session_owner is not None and me not in _session_threads:
+            raise RuntimeError("profile_summary called from a thread started while another torchscope profile "
+                               "runs (e.g. by the profiled model's forward): it cannot wait for that profile, "
+                               "which may be waiting for this thread; profile outside the model's forward")
+    try:
         _session_owner = me
-        try:
-            yield
-        finally:
-            _session_owner = None
+        _session_threads = frozenset(t.ident for t in threading.enumerate())
+        yield
+    finally:
+        _session_owner = None
+        _SESSION_LOCK.release()
 
 
 def _start_recording(record_shapes: bool, record_memory: bool) -> bool:
@@ -341,6 +350,9 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
 
     shape_calls, shape_signatures = C.take_shape_log()
     snapshot = C.collect()
+    if snapshot.get("foreign_calls"):
+        notes.append(f"{snapshot['foreign_calls']} module call(s) ran on other threads during the profile and are "
+                     "not in it (torchscope records the thread that calls profile_summary)")
     if snapshot["dropped_ends"]:
         notes.append(f"{snapshot['dropped_ends']} op end events had no matching start (ignored)")
     return Trace(

@@ -41,9 +41,13 @@ class Threshold:
     value: float
     relative: bool
     text: str
+    floor: float = 0.0  # a relative limit never goes below this (noise of tiny timings)
 
     def limit(self, base: float) -> float:
-        return abs(base) * self.value / 100.0 if self.relative else self.value
+        if not self.relative:
+            return self.value
+        limit = abs(base) * self.value / 100.0
+        return max(limit, self.floor) if self.floor > 0 else limit
 
 
 def parse_threshold(text, kind: str) -> Threshold:
@@ -101,7 +105,8 @@ def load(src) -> dict:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"{where} is not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(d, dict) or not isinstance(d.get("rows"), list):
+    if not isinstance(d, dict) or not isinstance(d.get("rows"), list) or \
+            not all(isinstance(r, dict) for r in d["rows"]):
         raise ValueError("not a torchscope summary (expected a JSON object with 'rows'; write one with "
                          "torchscope ... --json PATH)")
     from .report import SCHEMA_VERSION

@@ -147,6 +147,8 @@ def from_dict(d: dict) -> ProfileSummary:
             kwargs[k] = defaults.get(k, 0)
     s = ProfileSummary(**kwargs)
     for k, v in extra.items():
+        if k in ("display", "module_training"):  # restored below
+            continue
         try:
             setattr(s, k, v)
         except AttributeError:  # a read-only property of a newer ProfileSummary
@@ -155,6 +157,12 @@ def from_dict(d: dict) -> ProfileSummary:
     s._op_row = None
     s._op_macs = None
     s._loaded = True
+    display = extra.get("display")
+    if isinstance(display, dict):
+        s._display = {k: frozenset(v) if k == "row_settings" and isinstance(v, list) else v
+                      for k, v in display.items()}
+    if isinstance(extra.get("module_training"), list):
+        s._module_training = extra["module_training"]
     return s
 
 

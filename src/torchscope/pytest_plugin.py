@@ -11,7 +11,9 @@ table, when the pass time, peak memory, params (or MACs) grew beyond the thresho
 
 Thresholds (forms as in `torchscope diff`: "+10%", "2ms", "5MiB", "0"; "none" disables):
 ini options torchscope_max_time (default +50%), torchscope_max_memory (+10%),
-torchscope_max_params (0), torchscope_max_macs (none); per test with
+torchscope_max_params (0), torchscope_max_macs (none), torchscope_time_noise (1ms: a relative
+time limit never fails a change smaller than this; tiny passes vary by more than 50% on a busy
+machine); per test with
 @pytest.mark.torchscope(max_time="+20%", ...); per call with the same keyword arguments.
 
 With pytest-benchmark, a test that also uses the `benchmark` fixture gets total_params,
@@ -19,6 +21,7 @@ total_macs, total_time_ns and peak_memory in benchmark.extra_info.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -32,6 +35,7 @@ _INI = {
     "torchscope_max_memory": ("largest allowed increase of peak memory (+10%, 5MiB, none)", "+10%"),
     "torchscope_max_params": ("largest allowed increase of total params (0, +1%, none)", "0"),
     "torchscope_max_macs": ("largest allowed increase of total MACs (0, +1%, none)", "none"),
+    "torchscope_time_noise": ("pass-time changes below this never fail a relative time limit", "1ms"),
 }
 _KINDS = ("time", "memory", "params", "macs")
 _UNSET = object()
@@ -103,6 +107,9 @@ class BaselineChecker:
             if not _off(v):
                 try:
                     out[k] = _diff.parse_threshold(v, k)
+                    if k == "time" and out[k].relative:
+                        noise = _diff.parse_threshold(self.config.getini("torchscope_time_noise") or "0", "time")
+                        out[k] = dataclasses.replace(out[k], floor=noise.value)
                 except ValueError as e:
                     raise pytest.UsageError(f"torchscope: {e}") from None
         return out

@@ -504,6 +504,10 @@ class ProfileSummary:
             "accumulate_grad_time_ns": getattr(self, "accumulate_grad_time_ns", None),
             "backward_outside_modules_ns": getattr(self, "backward_outside_modules_ns", None),
             "achieved_flops_per_s": getattr(self, "achieved_flops_per_s", None),
+            # the layout torchscope.summary() chose, so a loaded summary prints the same table
+            "display": {k: sorted(v) if isinstance(v, (set, frozenset)) else list(v) if isinstance(v, tuple) else v
+                        for k, v in self._display.items()},
+            "module_training": getattr(self, "_module_training", None),
             "rows": rows,
         }
 
