@@ -179,8 +179,9 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     args, kwargs = _as_call_args(inputs)
     # grads the passes accumulate into: the parameters' and the inputs' (leaf tensors that require grad)
     leaves = list({id(t): t for t in list(model.parameters()) + [t for t in given + _tensors(inputs)
-                                                               if t.requires_grad and t.is_leaf]}.values())
-    stashed = [(t, t.grad) for t in leaves] if backward else []
+                                                               if t.requires_grad and t.is_leaf]}.values()) \
+        if backward else []  # (walking the parameters costs ~0.5 ms on a 600-module model)
+    stashed = [(t, t.grad) for t in leaves]
     run = _runner(model, args, kwargs, backward, loss_fn, leaves)
     if meta and _first_device(model) not in (None, torch.device("meta")):
         if backward:
