@@ -167,3 +167,8 @@ def test_noise_floor_and_malformed_rows(jsons, tmp_path, capsys):
     bad.write_text(json.dumps(d))
     assert cli.main(["diff", jsons["base"], str(bad)]) == 2     # an error, never read as a regression
     assert "not a torchscope summary" in capsys.readouterr().err
+
+
+def test_negative_absolute_time_limit_is_printed_in_units(jsons):
+    res = diff(jsons["base"], jsons["base"], max_time="-5ms")
+    assert res.exit_code == 1 and "--max-time -5.00 ms" in res.text

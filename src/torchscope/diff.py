@@ -80,7 +80,9 @@ def parse_threshold(text, kind: str) -> Threshold:
 def _fmt_threshold(t: Threshold) -> str:
     if t.relative:
         return f"{t.value:+g}%"
-    return {"time": fmt_time, "memory": fmt_bytes}.get(t.kind, lambda v: f"{v:,.0f}")(t.value)
+    if t.kind == "time":  # fmt_time formats magnitudes only
+        return ("-" if t.value < 0 else "") + fmt_time(abs(t.value))
+    return {"memory": fmt_bytes}.get(t.kind, lambda v: f"{v:,.0f}")(t.value)
 
 
 # ------------------------------------------------------------------- loading
