@@ -230,21 +230,20 @@ struct ModuleMarker {
   int32_t module_index;
 };
 
+// A logged failure is stale once the model runs on (it caught the exception): when a
+// call starts, or returns normally. Only the exception in flight keeps its log.
+bool clear_stale_failures() {
+  Py_ssize_t n = g_failure_log ? PyList_GET_SIZE(g_failure_log) : 0;
+  return n == 0 || PyList_SetSlice(g_failure_log, 0, n, nullptr) == 0;
+}
+
 PyObject* marker_call(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
   auto* m = reinterpret_cast<ModuleMarker*>(self);
-  // A logged failure is stale once the model runs on (it caught the exception): when a
-  // call starts, or returns normally. Only the exception in flight keeps its log.
-  if (g_failure_log && PyList_GET_SIZE(g_failure_log) > 0 &&
-      PyList_SetSlice(g_failure_log, 0, PyList_GET_SIZE(g_failure_log), nullptr) < 0)
-    return nullptr;
+  if (!clear_stale_failures()) return nullptr;
   int64_t call = module_enter(m->module_index);
   PyObject* out = PyObject_Vectorcall(m->wrapped, args, nargsf, kwnames);
   module_exit(call, out == nullptr);
-  if (out && g_failure_log && PyList_GET_SIZE(g_failure_log) > 0 &&
-      PyList_SetSlice(g_failure_log, 0, PyList_GET_SIZE(g_failure_log), nullptr) < 0) {
-    Py_DECREF(out);
-    return nullptr;
-  }
+  if (out && !clear_stale_failures()) Py_CLEAR(out);
   if (g_log.enabled && call >= 0 && out) log_call(call, args, PyVectorcall_NARGS(nargsf), kwnames, out);
   // Failed calls are logged even when not recording (warm-up), innermost first,
   // so the error can name the module and the shapes that reached it.

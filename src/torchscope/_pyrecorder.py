@@ -368,9 +368,10 @@ def walk_modules(root, script_module_type):
         else:
             region.append(3 if script_module_type is not None and isinstance(mod, script_module_type) else 0)
         for k, b in md.get("_buffers", {}).items():
-            if b is not None:
-                slots.append((mod, k, b))
-            if b is not None and id(b) not in seen_buffers:
+            if b is None:
+                continue
+            slots.append((mod, k, b))
+            if id(b) not in seen_buffers:
                 seen_buffers.add(id(b))
                 buffers.append(b)
         me = len(mods) - 1

@@ -480,8 +480,9 @@ def op_rows(summary: ProfileSummary, module_name: str, *, include_children: bool
 def format_op_rows(rows: list, title: str | None = None, ascii_only: bool = False) -> str:
     """A small text table of op_rows() output."""
     head = ("Op", "Input shapes", "Calls", "Total", "Mean", "MACs")
-    body = [(r.name, "-" if r.input_shapes is None else str(r.input_shapes), str(r.calls), fmt_time(r.total_time_ns, ascii_only),
-             fmt_time(r.mean_time_ns, ascii_only), fmt_count(r.macs)) for r in rows]
+    body = [(r.name, "-" if r.input_shapes is None else str(r.input_shapes), str(r.calls),
+             fmt_time(r.total_time_ns, ascii_only), fmt_time(r.mean_time_ns, ascii_only), fmt_count(r.macs))
+            for r in rows]
     widths = [max([len(head[j])] + [len(b[j]) for b in body]) for j in range(len(head))]
 
     def line(cells):
