@@ -414,11 +414,15 @@ int64_t module_enter(int32_t module_index) {
   if (!g_recording.load(std::memory_order_acquire)) return -1;
   // Ops are recorded on the profiling thread only (thread-local callbacks); so are module
   // calls: another thread running the model meanwhile must not add rows.
+  ThreadState& ts = tls;
   if (std::this_thread::get_id() != g_owner) {
-    g_foreign_calls.fetch_add(1, std::memory_order_relaxed);
+    // Counted for the note: measured passes only, and not on autograd worker threads (they
+    // inherit our callbacks, so an op is open there: a checkpoint re-running a forward).
+    bool in_recorded_op = ts.generation == g_generation.load(std::memory_order_acquire) && !ts.op_stack.empty();
+    if (g_iter.load(std::memory_order_relaxed) >= 0 && !in_recorded_op)
+      g_foreign_calls.fetch_add(1, std::memory_order_relaxed);
     return -1;
   }
-  ThreadState& ts = tls;
   ThreadBuffer* buf = buffer_of(ts);
   int64_t id = g_next_call.fetch_add(1, std::memory_order_relaxed);
   auto index = static_cast<int32_t>(buf->calls.size());

@@ -203,3 +203,67 @@ def test_backward_leaves_input_grads_as_they_were(seed):
     kept = y.grad
     profile_summary(m, y, backward=True, verbose=0)
     assert y.grad is kept and torch.equal(kept, torch.ones(4, 8))
+
+
+@pytest.mark.native
+def test_reentrant_checkpoint_backward_is_not_counted_twice(seed):
+    """A reentrant checkpoint runs a whole backward inside one node: the inner nodes' time goes
+    to their own modules and is taken out of the outer node's, and the module's checkpointed
+    call (not its first call) gets that backward."""
+    from torch.utils.checkpoint import checkpoint
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Sequential(nn.Linear(256, 256), nn.Linear(256, 256))
+
+        def forward(self, x):
+            return checkpoint(self.a, self.a(x), use_reentrant=True)
+
+    x = torch.randn(128, 256, requires_grad=True)
+    s = profile_summary(Twice(), x, backward=True, iters=3, verbose=0)
+    first, second = [r for r in s.rows if r.name == "a"]
+    assert [r.num_ops for r in s.rows if r.name == "a.0"] == [1, 1]  # ops under the Function's record
+    assert second.bwd_time_ns > 0 and second.bwd_mem_allocated > 0
+    root = s.rows[0]
+    # no double count: every node's time once, within the measured pass
+    assert s.backward_time_ns < s.total_time_ns
+    assert root.bwd_time_ns <= s.backward_time_ns * 1.001
+    assert root.bwd_self_time_ns < root.bwd_time_ns - second.bwd_time_ns + 1
+
+
+@pytest.mark.native
+def test_autograd_grad_inside_forward_is_forward_work(seed):
+    """A forward that calls torch.autograd.grad (force fields, gradient penalties): the modules
+    after it are rows, its matmul is counted in the forward, and no backward columns appear."""
+    class Force(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 64)
+
+        def forward(self, x):
+            g, = torch.autograd.grad(self.a(x).tanh().sum(), x, create_graph=True)
+            return self.b(g)
+
+    s = profile_summary(Force(), torch.randn(8, 64, requires_grad=True), verbose=0)
+    assert [r.name for r in s.rows] == ["Force", "a", "b"]
+    assert s.total_macs == 3 * 8 * 64 * 64  # a, b and the gradient's matmul through a
+    assert s.rows[0].self_macs == 8 * 64 * 64
+    assert s.rows[0].bwd_time_ns is None and not any("ran again" in n for n in s.notes)
+
+
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_checkpoint_recompute_adds_no_rows_on_either_backend(reentrant, seed):
+    from torch.utils.checkpoint import checkpoint
+
+    class Checkpointed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Sequential(nn.Linear(32, 32), nn.ReLU())
+
+        def forward(self, x):
+            return checkpoint(self.a, x, use_reentrant=reentrant)
+
+    s = profile_summary(Checkpointed(), torch.randn(4, 32, requires_grad=True), backward=True, verbose=0)
+    assert [r.name for r in s.rows] == ["Checkpointed", "a", "a.0", "a.1"]
+    assert s.total_macs == 4 * 32 * 32

@@ -1,8 +1,10 @@
 """Params and MACs against hand-computed values (convention in DESIGN.md)."""
+import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from torchscope import profile_summary
+from torchscope import count, profile_summary
 
 
 def test_conv_and_linear_macs_hand_computed():
@@ -132,3 +134,63 @@ def test_in_place_views_are_zero_mac_and_backward_pass_time_is_labelled():
     assert s.total_macs == 3 * 4 * 4
     b = profile_summary(Views(), torch.randn(3, 4), backward=True, verbose=0)
     assert "Pass time (forward, loss and backward)" in str(b) and "Forward pass time" not in str(b)
+
+
+@pytest.mark.native
+def test_forked_branches_are_counted_in_the_calling_module():
+    """torch.jit.fork runs a branch on an inter-op worker thread: its ops belong to the call that
+    launched it, not to nowhere."""
+    class Sub(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(64, 64)
+
+        def forward(self, x):
+            return self.l(x)
+
+    class Par(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Sub(), Sub()
+
+        def forward(self, x):
+            f = torch.jit.fork(self.a, x)
+            return torch.jit.wait(f) + self.b(x)
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p, self.q = torch.jit.script(Par()), nn.Linear(64, 64)
+
+        def forward(self, x):
+            return self.q(self.p(x))
+
+    s = profile_summary(Outer(), torch.randn(32, 64), verbose=0)
+    assert s.total_macs == 3 * 32 * 64 * 64
+    assert s.row("p").macs == 2 * 32 * 64 * 64 and s.row("q").macs == 32 * 64 * 64
+
+
+def test_row_macs_exact_beyond_float64():
+    with torch.device("meta"):
+        m = nn.Sequential(nn.Linear(65537, 65537, bias=False))
+    s = profile_summary(m, torch.empty(2**21 + 1, 65537, device="meta"), verbose=0)
+    assert [r.macs for r in s.rows] == [(2**21 + 1) * 65537 * 65537] * 2 == [s.total_macs] * 2
+
+
+@pytest.mark.native  # the fallback sees nested tensors' linear only as an opaque (listed) op
+def test_nested_tensor_input():
+    nt = torch.nested.nested_tensor([torch.randn(3, 8), torch.randn(5, 8)])
+    s = profile_summary(nn.Linear(8, 4), nt, verbose=0)
+    assert s.total_macs == 8 * 8 * 4 and s.meta["batch_size"] == 2
+
+
+def test_outer_products_and_elementwise_math_are_zero_mac_by_convention():
+    a, b, c = torch.randn(5), torch.randn(4), torch.randn(5, 4)
+
+    class Elementwise(nn.Module):
+        def forward(self, x):
+            return (torch.addr(c, a, b) + torch.outer(a, b) + torch.sin(x) + F.hardsigmoid(x)
+                    + F.dropout(x, inplace=True))
+
+    s = profile_summary(Elementwise(), torch.randn(5, 4), verbose=0)
+    assert s.total_macs == 0 and list(s.uncounted_ops) == [count.ZERO_MAC_KEY]

@@ -201,11 +201,16 @@ def set_iteration(it):
     _S.iteration = int(it)
 
 
+_graph_task_id = getattr(torch._C, "_current_graph_task_id", lambda: -1)
+
+
 def module_enter(module_index):
     if not _S.recording:
         return -1
     if threading.get_ident() != _S.owner:  # see the C recorder: the profiling thread only
-        _S.foreign_calls += 1
+        _S.foreign_calls += _S.iteration >= 0  # measured passes only
+        return -1
+    if _graph_task_id() != -1:  # the autograd engine runs it (checkpoint recompute): not a forward row
         return -1
     st = _S.stack()
     call = len(_S.calls)

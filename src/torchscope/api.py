@@ -189,7 +189,9 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     try:
         trace = _capture.capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
                                  record_memory=record_memory, keep_output=keep_output,
-                                 progress=progress if verbose else False, record_warmup=backward,
+                                 progress=progress if verbose else False,
+                                 # memory: torch reports the free of a block only if it saw its allocation
+                                 record_warmup=backward or record_memory,
                                  inputs=_tensors(inputs))
         if meta:
             trace.notes.append("device=meta: shapes, params and MACs are exact; times are dispatch "
@@ -256,7 +258,11 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     else:
         macs_per_op, _counted, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
         in_rows = att.op_row >= 0
-        self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
+        if macs_per_op[in_rows].sum() < 2**53:  # bincount adds in float64: exact below 2**53
+            self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
+        else:
+            self_macs = np.zeros(n, dtype=np.int64)
+            np.add.at(self_macs, att.op_row[in_rows], macs_per_op[in_rows])
         macs = _attribute.subtree_sum(self_macs, att.parent, att.depth)
         total_macs = int(macs_per_op[att.op_mask].sum())  # forward ops inside the model
 
@@ -339,7 +345,7 @@ def _batch_size(inputs) -> int | None:
     while stack:
         o = stack.pop(0)
         if isinstance(o, torch.Tensor):
-            return int(o.shape[0]) if o.dim() else None
+            return int(o.size(0)) if o.dim() else None  # size(0): nested tensors too
         if isinstance(o, (tuple, list)):
             stack.extend(o)
         elif isinstance(o, dict):
@@ -431,7 +437,7 @@ def _tensor_bytes(obj) -> int:
 
 def _json_inputs(inputs):
     if isinstance(inputs, torch.Tensor):
-        return inputs.shape
+        return None if inputs.is_nested else inputs.shape  # a nested tensor has no single shape
     if isinstance(inputs, (tuple, list)):
         return tuple(_json_inputs(i) for i in inputs)
     if isinstance(inputs, dict):

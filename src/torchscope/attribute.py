@@ -149,41 +149,43 @@ def _memory(trace: Trace, call_ids, id_to_row, parent, depth, enter, exit_, devi
     return {"allocated": allocated, "freed": freed_b, "retained": retained, "peak": peak}, pass_peak
 
 
-def _top_ancestor(parent: np.ndarray) -> np.ndarray:
-    top = np.arange(len(parent))
-    while True:
-        p = parent[top]
-        up = p >= 0
-        if not up.any():
-            return top
-        top[up] = p[up]
+def _marked_ancestor(parent: np.ndarray, marked: np.ndarray, outermost: bool, self_too: bool = True) -> np.ndarray:
+    """Per op: its nearest (or outermost) ancestor with `marked` set, itself included when
+    self_too; -1 if none. One vectorised step per nesting level."""
+    idx = np.arange(len(parent))
+    out = np.where(marked, idx, -1) if self_too else np.full(len(parent), -1, dtype=np.int64)
+    if not outermost and self_too:
+        idx = idx[~marked]
+    anc = parent[idx]
+    live = anc >= 0
+    idx, anc = idx[live], anc[live]
+    while len(idx):
+        hit = marked[anc]
+        out[idx[hit]] = anc[hit]
+        if not outermost:  # the nearest: done with those
+            idx, anc = idx[~hit], anc[~hit]
+        anc = parent[anc]
+        live = anc >= 0
+        idx, anc = idx[live], anc[live]
+    return out
 
 
-def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_ancestor, device_type,
-              call_alias) -> dict:
-    """Backward time per row: each autograd node is linked to the forward op that created it
-    (same forward thread and sequence number; the latest op that peeked that number), hence
-    to that op's module call (DESIGN.md)."""
-    none = {"bwd_time_ns": None, "bwd_self_time_ns": None, "accumulate_grad_ns": None,
-            "bwd_outside_ns": None, "bwd_total_ns": None, "bwd_mem_allocated": None}
-    scope = ops[:, OPC["scope"]]
-    # Backward nodes of the measured passes (warm-up passes, recorded with negative
-    # iterations, only provide forward ops to link to).
-    nodes = np.nonzero((scope == SCOPE_BACKWARD) & (ops[:, OPC["iter"]] >= 0))[0]
-    if len(nodes) == 0:
-        return none
-    # A node's time is its engine wrapper's (the parent record), when there is one.
-    wrapper = ops[nodes, OPC["parent"]]
-    has_wrapper = (wrapper >= 0) & np.isin(ops[np.maximum(wrapper, 0), OPC["name"]], engine_ids)
-    timed = np.where(has_wrapper, wrapper, nodes)
-    dur = (ops[timed, OPC["end"]] - ops[timed, OPC["start"]]).astype(np.float64)
-    it = ops[nodes, OPC["iter"]]
+def _end_times(ops, rows) -> np.ndarray:
+    """End stamps of records `rows`; a record whose end was not seen (raised) ends where it starts."""
+    start, end = ops[rows, OPC["start"]], ops[rows, OPC["end"]]
+    return np.where(end >= start, end, start)
+
+
+def _link_nodes(ops, nodes) -> np.ndarray:
+    """Per backward node: the forward op that created it (same forward thread and sequence
+    number; the latest op that took that number), -1 if none was recorded. A thread's sequence
+    numbers only grow, so the key is unique across passes: a node reused by a later pass
+    (autocast's cached weight cast) still finds the op of the pass that created it."""
+    fwd = np.nonzero((ops[:, OPC["scope"]] == SCOPE_FUNCTION) & (ops[:, OPC["seq_nr"]] >= 0))[0]
     seq = ops[nodes, OPC["seq_nr"]]
+    if not len(fwd):
+        return np.full(len(nodes), -1, dtype=np.int64)
 
-    # (thread, seq) -> latest forward op with that key. A thread's sequence numbers only grow,
-    # so the key is unique across passes: a node reused by a later pass (autocast's cached
-    # weight cast) still finds the op of the pass that created it.
-    fwd = np.nonzero((scope == SCOPE_FUNCTION) & (ops[:, OPC["seq_nr"]] >= 0))[0]
     def key(t, s):
         return (t.astype(np.int64) << 40) ^ s.astype(np.int64)
     fkeys = key(ops[fwd, OPC["thread"]], ops[fwd, OPC["seq_nr"]])
@@ -192,9 +194,43 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
     last = np.r_[fkeys[1:] != fkeys[:-1], True]  # the latest op of each key
     fkeys, fwd = fkeys[last], fwd[last]
     bkeys = key(ops[nodes, OPC["fwd_thread"]], seq)
-    pos = np.clip(np.searchsorted(fkeys, bkeys), 0, max(len(fkeys) - 1, 0))
-    found = (seq >= 0) & (len(fkeys) > 0) & (fkeys[pos] == bkeys) if len(fkeys) else np.zeros(len(nodes), bool)
-    fcall = np.where(found, ops[fwd[pos], OPC["call"]] if len(fkeys) else -1, -1)
+    pos = np.clip(np.searchsorted(fkeys, bkeys), 0, len(fkeys) - 1)
+    return np.where((seq >= 0) & (fkeys[pos] == bkeys), fwd[pos], -1)
+
+
+def _backward(trace: Trace, ops, parent, depth, n, engine_ids, backward_op, device_type, call_alias) -> dict:
+    """Backward time per row: each autograd node is linked to the forward op that created it
+    (same forward thread and sequence number; the latest op that peeked that number), hence
+    to that op's module call (DESIGN.md)."""
+    none = {"bwd_time_ns": None, "bwd_self_time_ns": None, "accumulate_grad_ns": None,
+            "bwd_outside_ns": None, "bwd_total_ns": None, "bwd_mem_allocated": None}
+    scope = ops[:, OPC["scope"]]
+    # Backward nodes of the measured passes (warm-up passes, recorded with negative
+    # iterations, only provide forward ops to link to); nodes run by autograd.grad inside
+    # a forward call are that call's forward work.
+    nodes = np.nonzero((scope == SCOPE_BACKWARD) & (ops[:, OPC["iter"]] >= 0) & backward_op)[0]
+    if len(nodes) == 0:
+        return none
+    # A node's time is its engine wrapper's (the parent record), when there is one, less the
+    # nodes nested in it (a reentrant checkpoint runs a whole backward inside one node).
+    wrapper = ops[nodes, OPC["parent"]]
+    has_wrapper = (wrapper >= 0) & np.isin(ops[np.maximum(wrapper, 0), OPC["name"]], engine_ids)
+    timed = np.where(has_wrapper, wrapper, nodes)
+    dur = (_end_times(ops, timed) - ops[timed, OPC["start"]]).astype(np.float64)
+    is_timed = np.zeros(len(ops), dtype=bool)
+    is_timed[timed] = True
+    outer = _marked_ancestor(ops[:, OPC["parent"]], is_timed, outermost=False, self_too=False)[timed]
+    slot = np.full(len(ops), -1, dtype=np.int64)
+    slot[timed] = np.arange(len(timed))
+    nested = outer >= 0
+    if nested.any():
+        inner = np.zeros(len(timed))
+        np.add.at(inner, slot[outer[nested]], dur[nested])
+        dur = dur - inner
+    it = ops[nodes, OPC["iter"]]
+
+    fop = _link_nodes(ops, nodes)
+    fcall = np.where(fop >= 0, ops[np.maximum(fop, 0), OPC["call"]], -1)
     fcall = np.where(fcall >= 0, call_alias[np.maximum(fcall, 0)], -1)  # a re-run forward: its module's call
     calls = trace.calls
     # Map the forward call of any iteration to the iteration-0 row at the same position.
@@ -235,11 +271,14 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
         node_row = np.full(len(ops), -1, dtype=np.int64)   # record index -> row, for wrappers and nodes
         node_row[timed[mine & (it == 0)]] = row[mine & (it == 0)]
         node_row[nodes[mine & (it == 0)]] = row[mine & (it == 0)]
+        is_timed[nodes] = True
+        owner = _marked_ancestor(ops[:, OPC["parent"]], is_timed, outermost=False)  # the innermost node
         mem = trace.mem[trace.mem[:, MEMC["device_type"]] == device_type]
         op = mem[:, MEMC["op"]]
-        has_op = op >= 0
         ev_row = np.full(len(mem), -1, dtype=np.int64)
-        ev_row[has_op] = node_row[top_ancestor[op[has_op]]]
+        has_op = op >= 0
+        ev_owner = owner[op[has_op]]
+        ev_row[has_op] = np.where(ev_owner >= 0, node_row[np.maximum(ev_owner, 0)], -1)
         alloc = (ev_row >= 0) & (mem[:, MEMC["bytes"]] > 0)
         self_bytes = np.bincount(ev_row[alloc], weights=mem[alloc, MEMC["bytes"]], minlength=n).astype(np.int64)
         bwd_mem = subtree_sum(self_bytes, parent, depth)
@@ -255,31 +294,87 @@ def _backward(trace: Trace, ops, id_to_row, parent, depth, n, engine_ids, top_an
     }
 
 
-def _backward_calls(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
-    """Per call: made during its pass's backward (activation checkpointing re-runs forwards
-    there; those calls are part of a backward node's time, not forward rows), and the call
-    that stands for it: the same module's first forward call of that pass (itself otherwise)."""
+def _backward_calls(trace: Trace, engine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per call: made inside an autograd-engine record on its thread (activation checkpointing
+    re-runs forwards in the backward; those calls are part of a backward node's time, not
+    forward rows), and the call that stands for it: the forward call of the same module that
+    created the node re-running it (overlapping that node's forward op), else the module's
+    first forward call of that pass (itself for a forward call)."""
     calls, ops = trace.calls, trace.ops
     out, alias = np.zeros(len(calls), dtype=bool), np.arange(len(calls))
-    bwd = ops[:, OPC["scope"]] == SCOPE_BACKWARD
-    if not len(calls) or not bwd.any():
+    if not len(calls) or not engine.any():
         return out, alias
-    it, start = ops[bwd, OPC["iter"]], ops[bwd, OPC["start"]]
+    rec = np.nonzero(engine)[0]
+    r_thread, r_start, r_end = ops[rec, OPC["thread"]], ops[rec, OPC["start"]], _end_times(ops, rec)
     c_it, enter, mod = calls[:, CALLC["iter"]], calls[:, CALLC["enter"]], calls[:, CALLC["module"]]
-    for i in np.unique(it).tolist():
-        out |= (c_it == i) & (enter >= start[it == i].min())
-    for c in np.nonzero(out)[0].tolist():
+    c_thread = calls[:, CALLC["thread"]]
+    for t in np.unique(c_thread).tolist():
+        mine = r_thread == t
+        if not mine.any():
+            continue
+        order = np.argsort(r_start[mine], kind="stable")
+        starts, reach = r_start[mine][order], np.maximum.accumulate(r_end[mine][order])
+        cs = np.nonzero(c_thread == t)[0]
+        pos = np.searchsorted(starts, enter[cs], side="right") - 1  # the last record started before
+        ok = pos >= 0
+        out[cs[ok]] = enter[cs[ok]] <= reach[pos[ok]]
+    again = np.nonzero(out)[0]
+    if not len(again):
+        return out, alias
+    nodes = rec[ops[rec, OPC["scope"]] == SCOPE_BACKWARD]
+    n_thread, n_start, n_end = ops[nodes, OPC["thread"]], ops[nodes, OPC["start"]], _end_times(ops, nodes)
+    fop = _link_nodes(ops, nodes)
+    exit_ = calls[:, CALLC["exit"]]
+    for c in again.tolist():
         same = np.nonzero((c_it == c_it[c]) & (mod == mod[c]) & ~out)[0]
-        if len(same):
-            alias[c] = same[0]
+        if not len(same):
+            continue
+        alias[c] = same[0]
+        inside = np.nonzero((n_thread == c_thread[c]) & (n_start <= enter[c]) & (enter[c] <= n_end))[0]
+        if len(inside):
+            f = fop[inside[np.argmax(n_start[inside])]]  # the innermost node's forward op
+            if f >= 0:
+                f_end = _end_times(ops, [f])[0]
+                hit = (enter[same] <= f_end) & (ops[f, OPC["start"]] <= np.where(exit_[same] >= 0, exit_[same],
+                                                                               enter[same]))
+                if hit.any():
+                    alias[c] = same[np.argmax(hit)]
     return out, alias
+
+
+def _adopt_worker_ops(ops, calls, op_call, forward) -> np.ndarray:
+    """Forward ops recorded on a worker thread that inherited the recorder (torch.jit.fork and
+    other at::launch tasks) have no module stack there: they belong to the call open on the
+    profiling thread when they started, which launched them and waits for them."""
+    if not len(calls):
+        return op_call
+    owner = calls[0, CALLC["thread"]]
+    orphan = np.nonzero(forward & (op_call < 0) & (ops[:, OPC["thread"]] != owner))[0]
+    if not len(orphan):
+        return op_call
+    op_call = op_call.copy()
+    enter, exit_, parent = calls[:, CALLC["enter"]], calls[:, CALLC["exit"]], calls[:, CALLC["parent"]]
+    t = ops[orphan, OPC["start"]]
+    cand = np.searchsorted(enter, t, side="right") - 1  # call ids follow entry order
+    idx = np.nonzero(cand >= 0)[0]
+    while len(idx):  # climb to the innermost call still open at t
+        c = cand[idx]
+        closed = (exit_[c] >= 0) & (exit_[c] < t[idx])
+        cand[idx[closed]] = parent[c[closed]]
+        idx = idx[closed & (parent[c] >= 0)]
+    op_call[orphan] = cand
+    return op_call
 
 
 def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     calls = trace.calls
     notes = []
     it_col = calls[:, CALLC["iter"]] if len(calls) else np.zeros(0, dtype=np.int64)
-    in_backward, call_alias = _backward_calls(trace)
+    ops = trace.ops
+    op_parent = ops[:, OPC["parent"]]
+    engine_ids = np.array([i for i, nm in enumerate(trace.names) if nm.startswith(ENGINE_PREFIX)], dtype=np.int64)
+    engine = (ops[:, OPC["scope"]] == SCOPE_BACKWARD) | np.isin(ops[:, OPC["name"]], engine_ids)
+    in_backward, call_alias = _backward_calls(trace, engine)
     if in_backward.any():
         idx = trace.index
         again = sorted({idx.names[m] or idx.types[m] for m in calls[in_backward & (it_col == 0), CALLC["module"]]})
@@ -315,21 +410,26 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
         fwd_self = np.median(self_dur, axis=0)
         fwd_min = dur.min(axis=0)
 
-    ops = trace.ops
     op_call = ops[:, OPC["call"]]
     forward = (ops[:, OPC["iter"]] == 0) & (ops[:, OPC["scope"]] == SCOPE_FUNCTION)
-    has_backward = bool((ops[:, OPC["scope"]] == SCOPE_BACKWARD).any())
-    top_ancestor = engine_ids = None
-    if has_backward:  # ops under an engine record belong to the backward pass
-        top_ancestor = _top_ancestor(ops[:, OPC["parent"]])
-        engine_ids = np.array([i for i, nm in enumerate(trace.names) if nm.startswith(ENGINE_PREFIX)],
-                              dtype=np.int64)
-        forward &= ~np.isin(ops[top_ancestor, OPC["name"]], engine_ids)
+    backward_op = np.zeros(len(ops), dtype=bool)
+    if engine.any():
+        # Ops under an engine record belong to the backward pass, unless the engine ran inside
+        # a forward call on its thread (autograd.grad in forward): then they are its forward work.
+        outer = _marked_ancestor(op_parent, engine, outermost=True)
+        e_call = np.where(outer >= 0, op_call[np.maximum(outer, 0)], -1)
+        call_in_backward = np.r_[in_backward, True]  # [-1]: no call, as in the backward pass
+        backward_op = (outer >= 0) & call_in_backward[e_call]
+        forward &= ~backward_op
+    op_call = _adopt_worker_ops(ops, calls, op_call, forward)
     op_row = np.where(forward & (op_call >= 0), id_to_row[np.maximum(op_call, 0)], -1)
     op_mask = op_row >= 0
-    top = op_mask & (ops[:, OPC["parent"]] < 0)
+    # An op is top-level in its call when no op of the same call encloses it (a module called
+    # inside an autograd.Function's forward runs under that Function's record).
+    enclosing_call = np.where(op_parent >= 0, op_call[np.maximum(op_parent, 0)], -1)
+    top = op_mask & ((op_parent < 0) | (enclosing_call != op_call))
     num_ops = subtree_sum(np.bincount(op_row[top], minlength=n), parent, depth)
-    bwd = _backward(trace, ops, id_to_row, parent, depth, n, engine_ids, top_ancestor, device_type, call_alias)
+    bwd = _backward(trace, ops, parent, depth, n, engine_ids, backward_op, device_type, call_alias)
     notes += bwd.pop("notes", [])
 
     mem, peak = _memory(trace, call_ids, id_to_row, parent, depth, enter, exit_, device_type)

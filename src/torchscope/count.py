@@ -361,7 +361,13 @@ _ZERO_MAC = re.compile(
     r"repeat_interleave|cudnn_is_acceptable|nnpack_available|unsafe_chunk|unsafe_split.*|"
     r"diagonal|movedim|moveaxis|numpy_T|mT|mH|adjoint|resize_.*|"
     # products without accumulation are elementwise by convention
-    r"outer|ger|kron|"
+    r"outer|ger|kron|addr_?|"
+    # more elementwise math, activations and complex views
+    r"hardsigmoid_?|dropout_|alpha_dropout_?|feature_dropout_|feature_alpha_dropout_?|view_as_real|"
+    r"view_as_complex|real|imag|conj|_conj|angle|sin_?|cos_?|tan_?|sinh_?|cosh_?|asin_?|acos_?|atan2?_?|"
+    r"erfc?_?|reciprocal_?|sign_?|floor_?|ceil_?|round_?|trunc_?|log1p_?|log2_?|log10_?|expm1_?|square_?|"
+    r"logsumexp|prod|cumprod|glu|prelu|_prelu_kernel|celu_?|selu_?|rrelu_?|softsign|tanhshrink|hardshrink|"
+    r"softshrink|log_sigmoid.*|addcmul_?|addcdiv_?|lerp_?|minimum|maximum|fmod_?|remainder_?|"
     # nested-tensor conversions (fast paths with padding masks)
     r"nested_.*|to_padded_tensor|equal|is_same_size)$"
 )

@@ -1037,8 +1037,9 @@ class ProfileSummary:
                  f"{fmt_human(self.total_params):<10}Total params",
                  f"{self.param_bytes / 1e6:<10,.3f}Total params size (MB; measured)"]
         if flags is not None:
-            lines += [f"{sum(map(bool, flags)):<10}Modules in train mode",
-                      f"{len(flags) - sum(map(bool, flags)):<10}Modules in eval mode"]
+            sub = list(flags)[1:]  # Lightning counts the submodules, not the root
+            lines += [f"{sum(map(bool, sub)):<10}Modules in train mode",
+                      f"{len(sub) - sum(map(bool, sub)):<10}Modules in eval mode"]
         return {"columns": columns, "footer": [lines, self._note_lines()]}
 
     def _layout_lightning(self, g, a):
