@@ -503,3 +503,40 @@ def test_inputless_summary_round_trips_through_json_and_diff(tmp_path):
     new.write_text(summary(NeverRun(), verbose=0).to_json())
     res = diff(str(base), str(new), max_params="0%")
     assert res.ok and res.totals["params"] == (s.total_params, s.total_params)
+
+
+def test_torchsummary_depth_folds_subtrees_so_rows_add_up():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+            self.head = nn.Linear(4 * 26 * 26, 2)
+
+        def forward(self, x):
+            return self.head(self.block(x).flatten(1))
+
+    text = str(summary(Net(), (1, 28, 28), batch_size=-1, depth=1, verbose=0))
+    rows = [ln.split() for ln in text.splitlines() if ln.strip().startswith(("Sequential-", "Linear-", "Conv2d-"))]
+    assert [r[0] for r in rows] == ["Sequential-1", "Linear-2"]
+    assert sum(int(r[-1].replace(",", "")) for r in rows) == 40 + 5410
+    assert "Conv2d-1" in str(summary(Net(), (1, 28, 28), batch_size=-1, verbose=0))  # no depth: the leaves
+
+
+@pytest.mark.parametrize("size, hint", [(4, "(4,)"), ((None, 4), "batch_size=-1")])
+def test_malformed_positional_size_is_a_size_error(size, hint):
+    model = nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 3))
+    with pytest.raises(ValueError, match="expected a size") as e:
+        summary(model, size, verbose=0)
+    assert hint in str(e.value)
+
+
+def test_lightning_mode_lines_count_submodules_and_structure_only_keeps_module_text():
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Linear(4, 2))
+    m[1].eval()
+    text = str(summary(m, style="lightning", verbose=0))  # no input: nothing runs
+    assert "2         Modules in train mode" in text and "1         Modules in eval mode" in text
+    assert "| train" in text and "| eval" in text
+    tree = str(summary(m, style="tree", verbose=0))
+    assert "(0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))" in tree
+    ran = str(summary(m[:2], input_size=(1, 3, 8, 8), style="lightning", verbose=0))
+    assert "1         Modules in train mode" in ran and "1         Modules in eval mode" in ran

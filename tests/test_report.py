@@ -167,11 +167,10 @@ def test_styles_of_a_loaded_summary(seed):
 
     s = profile_summary(SmallResNet(), torch.randn(2, 3, 16, 16), warmup=0, iters=1, verbose=0)
     loaded = from_json(s.to_json())
-    for style in ("torchinfo", "torchsummary", "pms", "keras"):
-        assert loaded.table(style=style) == s.table(style=style)
-    light = loaded.table(style="lightning")  # no module objects: the Mode is unknown, the rows are there
-    assert "0 | stem" in light and "| ?" in light
-    assert "(down): Conv2d()" in loaded.table(style="tree")
+    for style in ("torchinfo", "torchsummary", "pms", "keras", "lightning", "tree"):  # modes, extra_repr saved
+        assert loaded.table(style=style) == s.table(style=style), style
+    assert "| train" in loaded.table(style="lightning")
+    assert "(down): Conv2d(32, 64, kernel_size=(3, 3), stride=(2, 2)" in loaded.table(style="tree")
 
 
 def test_html_in_every_style_escapes(seed):

@@ -235,7 +235,7 @@ def structure_summary(model: torch.nn.Module, depth: int | None = None) -> Profi
         "kernel_size": _kernel_sizes(index.kernel_size, idx.tolist()),
     })
     dev = _first_device(model) or torch.device("cpu")
-    return ProfileSummary(
+    summary = ProfileSummary(
         columns=cols, total_params=int(tc.own.sum()), trainable_params=int(tc.own_trainable.sum()),
         total_macs=None, uncounted_ops={}, total_time_ns=None, device=str(dev), peak_memory=None,
         meta=dict(run_meta(str(dev), 0, 0, "none"), device_name=_device_name(dev)),
@@ -243,6 +243,8 @@ def structure_summary(model: torch.nn.Module, depth: int | None = None) -> Profi
                "need a forward pass: pass input_size= or input_data=)"],
         depth=depth, param_bytes=tc.param_bytes, buffer_bytes=tc.buffer_bytes, input_bytes=0,
         param_bytes_by_dtype=tc.param_bytes_by_dtype)
+    summary._modules = index.modules  # extra_repr and training flags (tree and Lightning styles)
+    return summary
 
 
 def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=None) -> ProfileSummary:

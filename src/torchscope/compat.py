@@ -119,11 +119,28 @@ def _looks_like_sizes(x) -> bool:
     return all(isinstance(s, (tuple, list)) and s and all(_is_number(d) for d in s) for s in x)
 
 
+def _malformed_size(x) -> bool:
+    """What a user meant as a size but is not one: a bare int ((4) for (4,)) or a size with None
+    in it (Keras' unknown batch). Positionally, these must not be taken for model inputs."""
+    if isinstance(x, int) and not isinstance(x, bool):
+        return True
+    if isinstance(x, (tuple, list)) and x and not any(isinstance(d, torch.Tensor) for d in x):
+        flat = [d for e in x for d in (e if isinstance(e, (tuple, list)) else [e])]
+        return any(d is None for d in flat) and all(d is None or _is_number(d) for d in flat)
+    return False
+
+
 def _sizes(input_size) -> list[tuple]:
     """input_size -> a list of checked sizes (one per input)."""
     if not _looks_like_sizes(input_size):
+        hint = ""
+        if isinstance(input_size, int) and not isinstance(input_size, bool):
+            hint = f"; a one-dimensional size needs a comma: ({input_size},)"
+        elif _malformed_size(input_size):
+            hint = ("; None is not a dimension: give the size without the batch and batch_size=-1 "
+                    "(shown as -1, run with 2), or a concrete batch")
         raise ValueError(f"input_size={input_size!r}: expected a size such as (3, 224, 224) or a list of "
-                         "sizes [(1, 18, 18), (1, 30, 30)] (one per input)")
+                         f"sizes [(1, 18, 18), (1, 30, 30)] (one per input){hint}")
     sizes = [tuple(input_size)] if all(_is_number(d) for d in input_size) else [tuple(s) for s in input_size]
     for s in sizes:
         for d in s:
@@ -290,7 +307,7 @@ def summary(model: nn.Module, *args: Any, input_size=None, input_data=None, batc
 
     # ------------------------------------------------ positional arguments
     args = list(args)
-    if args and (_looks_like_sizes(args[0]) or isinstance(args[0], torch.Size)):
+    if args and (_looks_like_sizes(args[0]) or isinstance(args[0], torch.Size) or _malformed_size(args[0])):
         if input_size is not None:
             raise ValueError("input_size given twice: positionally and as input_size=")
         input_size = args.pop(0)

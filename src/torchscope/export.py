@@ -147,7 +147,7 @@ def from_dict(d: dict) -> ProfileSummary:
             kwargs[k] = defaults.get(k, 0)
     s = ProfileSummary(**kwargs)
     for k, v in extra.items():
-        if k in ("display", "module_training"):  # restored below
+        if k in ("display", "module_training", "module_extra_repr"):  # restored below
             continue
         try:
             setattr(s, k, v)
@@ -163,6 +163,8 @@ def from_dict(d: dict) -> ProfileSummary:
                       for k, v in display.items()}
     if isinstance(extra.get("module_training"), list):
         s._module_training = extra["module_training"]
+    if isinstance(extra.get("module_extra_repr"), list):
+        s._loaded_extra_reprs = [str(x) for x in extra["module_extra_repr"]]
     return s
 
 

@@ -311,12 +311,16 @@ class _View:
         return self._get("depth_index", make)
 
     def module_flags(self):
+        return self.module_flags_of(self.s)
+
+    @staticmethod
+    def module_flags_of(s):
         """Training flag per module index, as it was during the pass when known."""
-        flags = getattr(self.s, "_module_training", None)
+        flags = getattr(s, "_module_training", None)
         if flags is None:
-            trace = getattr(self.s, "_trace", None)
-            if trace is not None:
-                flags = [m.training for m in trace.index.modules]
+            mods = s._module_objects()
+            if mods is not None:
+                flags = [bool(m.training) for m in mods]
         return flags
 
     def pms_tree(self):
@@ -507,7 +511,8 @@ class ProfileSummary:
             # the layout torchscope.summary() chose, so a loaded summary prints the same table
             "display": {k: sorted(v) if isinstance(v, (set, frozenset)) else list(v) if isinstance(v, tuple) else v
                         for k, v in self._display.items()},
-            "module_training": getattr(self, "_module_training", None),
+            "module_training": _View.module_flags_of(self),
+            "module_extra_repr": self._extra_reprs(),
             "rows": rows,
         }
 
@@ -630,7 +635,10 @@ class ProfileSummary:
                                      (f"({c // 2:,})" if c % 2 else f"{c // 2:,}"))
             fmt = fmt_count if compact else fmt_human if style == "lightning" else comma
             if style == "torchsummary":  # its rows hold each module's own weights: they add up to the total
-                p = _unique_cells(v.own(key)[keep], fmt, n)
+                vals = v.own(key)[keep]
+                if v.a.depth is not None:  # a row at the depth limit holds its subtree's
+                    vals = np.where(v.depth[keep] == v.a.depth, v.ints(key)[keep], vals)
+                p = _unique_cells(vals, fmt, n)
             else:
                 p = _unique_cells(np.asarray(cols[key])[keep] if cols.get(key) is not None else None, fmt, n)
             shared = rep if compact else rep & (v.ints("params")[keep] > 0)  # torchscope marks every repeat
@@ -887,7 +895,10 @@ class ProfileSummary:
     # .......................................................... torchsummary
     def _grid_torchsummary(self, v):
         a = v.a
-        keep = np.array([k for k in range(v.n) if v.depth[k] >= 1 and v.types[k] not in _CONTAINERS
+        # At the depth limit a module stands for its hidden subtree (containers too), so the
+        # rows still add up to the total.
+        keep = np.array([k for k in range(v.n) if v.depth[k] >= 1
+                         and (v.types[k] not in _CONTAINERS or v.depth[k] == a.depth)
                          and (a.depth is None or v.depth[k] <= a.depth)
                          and not ("hide_recursive_layers" in a.rows and v.rep[k])], dtype=np.int64)
         if not len(keep) and v.n:
@@ -967,6 +978,25 @@ class ProfileSummary:
             out += block
         out.append("_" * width)
         return "\n".join(out)
+
+    def _module_objects(self):
+        """The model's modules by module index, when this summary was made in this process."""
+        trace = getattr(self, "_trace", None)
+        return trace.index.modules if trace is not None else getattr(self, "_modules", None)
+
+    def _extra_reprs(self):
+        """Each module's extra_repr() on one line (the tree style's text), by module index: from the
+        modules, or as loaded from JSON; None when neither is here."""
+        mods = self._module_objects()
+        if mods is None:
+            return getattr(self, "_loaded_extra_reprs", None)
+        out = []
+        for m in mods:
+            try:
+                out.append(" ".join(m.extra_repr().split("\n")))
+            except Exception:  # a user extra_repr that fails: the tree still prints
+                out.append("")
+        return out
 
     # .......................................................... module-ordered (lightning, tree)
     def _module_entries(self, v, min_depth, max_depth):
@@ -1056,7 +1086,7 @@ class ProfileSummary:
     def _grid_tree(self, v):
         a = v.a
         entries = self._module_entries(v, 0, a.depth)
-        trace = getattr(self, "_trace", None)
+        extras = self._extra_reprs()
         labels, rows, stack = [], [], []
 
         def close(to_depth):
@@ -1067,12 +1097,7 @@ class ProfileSummary:
         for k, m, name, typ, d, kids in entries:
             close(d)
             head = "  " * d + (f"({name.rpartition('.')[2]}): " if d else "") + typ
-            extra = ""
-            if trace is not None:
-                try:
-                    extra = " ".join(trace.index.modules[m].extra_repr().split("\n"))
-                except Exception:  # a user extra_repr that fails: the tree still prints
-                    extra = ""
+            extra = extras[m] if extras is not None and 0 <= m < len(extras) else ""
             if kids and (a.depth is None or d < a.depth):
                 labels.append(head + "(" + extra)
                 stack.append(d)
