@@ -146,3 +146,100 @@ def test_kwargs_and_multiple_inputs(seed):
     s2 = profile_summary(m, {"x": torch.randn(2, 3), "y": torch.randn(2, 5)}, verbose=0)
     assert s1.total_macs == s2.total_macs == 2 * 3 * 4 + 2 * 5 * 4
     assert s2.rows[0].input_shapes[1]["y"] == torch.Size([2, 5])
+
+
+def test_unusual_buffers_profile_and_are_left_as_they_were(seed):
+    class Expanded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("b", torch.zeros(1).expand(4))  # overlapping memory: copy_ into it fails
+
+        def forward(self, x):
+            return x + self.b
+
+    s = profile_summary(Expanded(), torch.randn(2, 4), verbose=0)
+    assert s.rows[0].output_shapes == torch.Size([2, 4])
+    lazy = nn.Sequential(nn.Linear(4, 4), nn.LazyBatchNorm1d())  # an uninitialized buffer
+    profile_summary(lazy, torch.randn(8, 4), verbose=0)
+    with torch.inference_mode():  # inference tensors cannot be written outside inference mode
+        m = nn.Linear(4, 4)
+        m.register_buffer("scale", torch.ones(4))
+    with torch.no_grad():
+        profile_summary(m, torch.randn(2, 4), verbose=0)
+    tied = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10, bias=False))
+    tied[1].weight = tied[0].weight
+    s = profile_summary(tied, torch.randint(0, 10, (2, 3)), device="meta", verbose=0)
+    assert s.total_params == 40 and s.total_macs == 2 * 3 * 4 * 10
+
+
+def test_inputs_changed_by_forward_are_given_back_each_pass(seed):
+    class AddBatch(nn.Module):
+        def forward(self, x):
+            x.unsqueeze_(0)
+            return x * 1
+
+    x = torch.zeros(2, 4)
+    s = profile_summary(AddBatch(), x, keep_output=True, verbose=0)
+    assert tuple(s.output.shape) == (1, 2, 4) and tuple(x.shape) == (1, 2, 4)  # as after one call
+
+    class Pops(nn.Module):
+        def forward(self, batch, extra):
+            extra.append(batch.pop("labels"))
+            return batch["x"] * len(extra)
+
+    batch, extra = {"x": torch.ones(2), "labels": torch.zeros(2)}, []
+    s = profile_summary(Pops(), (batch, extra), keep_output=True, verbose=0)
+    assert torch.equal(s.output, torch.ones(2)) and list(batch) == ["x"] and len(extra) == 1
+
+    class Scales(nn.Module):
+        def forward(self, x):
+            x.data.mul_(2)  # no version bump
+            return x + 1
+
+    x = torch.ones(2)
+    s = profile_summary(Scales(), x, keep_output=True, verbose=0)
+    assert torch.equal(s.output, torch.full((2,), 3.0)) and torch.equal(x, torch.full((2,), 2.0))
+    with pytest.raises(ValueError, match="iterator or generator"):
+        profile_summary(nn.Identity(), (iter([torch.ones(1)]),), verbose=0)
+
+
+def test_weights_written_by_forward_and_other_rngs_end_as_after_one_call(seed):
+    import random
+
+    import numpy as np
+
+    class Writes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(2))
+            self.register_buffer("shift", torch.ones(2).requires_grad_())
+
+        def forward(self, x):
+            with torch.no_grad():
+                self.w.mul_(0.5)
+            return x * self.w + self.shift + random.random() + float(np.random.rand())
+
+    m = Writes()
+    random.seed(0), np.random.seed(0)
+    s = profile_summary(m, torch.zeros(2), backward=True, keep_output=True, verbose=0)
+    assert torch.equal(m.w.detach(), torch.full((2,), 0.5)) and m.shift.grad is None
+    m2 = Writes()
+    random.seed(0), np.random.seed(0)
+    assert torch.allclose(s.output, m2(torch.zeros(2)))  # same draws as one unprofiled call
+
+
+def test_caught_failure_inside_forward_does_not_count_macs(seed):
+    class TryBoth(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fast, self.slow = nn.Linear(512, 512), nn.Linear(4, 3)
+
+        def forward(self, x):
+            try:
+                return self.fast(x)
+            except RuntimeError:
+                return self.slow(x)
+
+    s = profile_summary(TryBoth(), torch.randn(2, 4), verbose=0)
+    assert s.total_macs == 2 * 4 * 3 and s.row("fast").macs == 0
+    assert any("raised an exception the model caught (fast)" in n for n in s.notes), s.notes

@@ -1,6 +1,7 @@
 """profile_summary(): capture -> attribute -> count -> report, in that order."""
 from __future__ import annotations
 
+import collections.abc
 from typing import Any
 
 import numpy as np
@@ -86,15 +87,47 @@ def _default_loss(out):
     return loss
 
 
+def _has_iterator(obj) -> bool:
+    if isinstance(obj, (list, tuple)):
+        return any(map(_has_iterator, obj))
+    if isinstance(obj, dict):
+        return any(map(_has_iterator, obj.values()))
+    return isinstance(obj, collections.abc.Iterator)
+
+
+def _fresh(obj):
+    """A copy of the list/dict containers among the inputs (tensors shared)."""
+    if isinstance(obj, list):
+        return [_fresh(x) for x in obj]
+    if isinstance(obj, dict):
+        d = obj.copy()
+        for k, v in d.items():
+            d[k] = _fresh(v)
+        return d
+    if type(obj) is tuple:
+        return tuple(_fresh(x) for x in obj)
+    return obj
+
+
 def _runner(model, args, kwargs, backward: bool, loss_fn, leaves=()):
+    # The first pass gets the caller's containers; later ones fresh copies of them as they
+    # were, so a forward that appends to or pops from them (batch.pop("labels")) runs the same
+    # every pass, and the caller sees one call's change.
+    pristine = _fresh((args, kwargs))
+    passes = [0]
+
+    def call():
+        a, k = (args, kwargs) if passes[0] == 0 else _fresh(pristine)
+        passes[0] += 1
+        return model(*a, **k)
     if not backward:
-        return lambda: model(*args, **kwargs)
+        return call
 
     def run():
         for t in leaves:  # fresh grads each pass; the user's are stashed by the caller
             t.grad = None
         with torch.enable_grad():
-            out = model(*args, **kwargs)
+            out = call()
             loss = loss_fn(out) if loss_fn is not None else _default_loss(out)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise ValueError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}"
@@ -128,10 +161,14 @@ def _meta_runner(model, args, kwargs):
     if lazy:
         raise ValueError(f"device='meta' needs every parameter's size, but {', '.join(lazy)} "
                          "(lazy modules) are uninitialized: run the model once first")
-    state = {k: torch.empty_like(v, device="meta") for k, v in
-             list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers())}
-    for k, v in model.named_parameters(remove_duplicate=False):
-        state[k].requires_grad_(v.requires_grad)
+    metas = {}  # one meta tensor per tensor: tied weights stay tied
+
+    def meta(v):
+        if id(v) not in metas:
+            metas[id(v)] = torch.empty_like(v, device="meta").requires_grad_(v.requires_grad)
+        return metas[id(v)]
+    state = {k: meta(v) for k, v in list(model.named_parameters(remove_duplicate=False))
+             + list(model.named_buffers(remove_duplicate=False))}
 
     def meta_run():
         return functional_call(model, state, args, kwargs, tie_weights=True, strict=False)
@@ -177,6 +214,9 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
         record_memory = False  # meta tensors have no storage
     run_device = device or _first_device(model) or torch.device("cpu")
     args, kwargs = _as_call_args(inputs)
+    if warmup + iters > 1 and _has_iterator((args, kwargs)):
+        raise ValueError("inputs contain an iterator or generator, which the first pass would use up; pass a "
+                         "list or tuple instead (or warmup=0, iters=1 for a single pass)")
     # only with backward: walking the parameters costs ~0.5 ms on a 600-module model
     leaves = _grad_leaves(model, given + _tensors(inputs)) if backward else []
     stashed = [(t, t.grad) for t in leaves]
@@ -415,8 +455,11 @@ def _kernel_sizes(raw: list, modules: list) -> list:
 
 
 def _grad_leaves(model, inputs: list) -> list:
-    """What backward passes accumulate .grad into: the parameters and the leaf inputs that require grad."""
-    leaves = list(model.parameters()) + [t for t in inputs if t.requires_grad and t.is_leaf]
+    """What backward passes accumulate .grad into: the parameters, and the buffers, tensor
+    attributes and inputs that are leaves requiring grad."""
+    held = [v for m in model.modules() for v in list(m._buffers.values()) + list(vars(m).values())
+            if isinstance(v, torch.Tensor)]
+    leaves = list(model.parameters()) + [t for t in held + inputs if t.requires_grad and t.is_leaf]
     return list({id(t): t for t in leaves}.values())
 
 

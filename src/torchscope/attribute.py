@@ -422,6 +422,17 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
         backward_op = (outer >= 0) & call_in_backward[e_call]
         forward &= ~backward_op
     op_call = _adopt_worker_ops(ops, calls, op_call, forward)
+    if len(calls):
+        # A call that raised, which the model caught (try a fast path, fall back): its ops did
+        # no counted work (the failing op is typically a shape check).
+        failed = calls[:, CALLC["failed"]] != 0
+        forward &= ~np.r_[failed, False][op_call]
+        caught = failed[call_ids]
+        if caught.any():
+            idx = trace.index
+            what = sorted({idx.names[m] or idx.types[m] for m in module[caught].tolist()})
+            notes.append(f"{int(caught.sum())} module call(s) raised an exception the model caught ({', '.join(what)}): "
+                         "their ops are not counted")
     op_row = np.where(forward & (op_call >= 0), id_to_row[np.maximum(op_call, 0)], -1)
     op_mask = op_row >= 0
     # An op is top-level in its call when no op of the same call encloses it (a module called

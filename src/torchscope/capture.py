@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 import threading
 from typing import Any, Callable
 
@@ -132,21 +133,58 @@ def _version(t: torch.Tensor):
         return None
 
 
+def _snapshot(t: torch.Tensor):
+    """[tensor, version, shape, copy] to put a tensor back later; None for an uninitialized
+    lazy buffer (nothing to keep) or a nested tensor."""
+    if isinstance(t, torch.nn.parameter.UninitializedTensorMixin) or t.is_nested:  # (nested: no one shape)
+        return None
+    with torch.inference_mode() if t.is_inference() else torch.no_grad():
+        return [t, _version(t), t.shape, t.detach().clone()]
+
+
+def _put_back(entry, check_values: bool = False):
+    """Restore a snapshot if the tensor changed: its version counter moved, its shape changed in
+    place (unsqueeze_), or (check_values) its values differ without a version bump (x.data.mul_,
+    inference tensors). Overlapping memory (an expanded buffer) or a new shape: set_ a copy."""
+    t, version, shape, saved = entry
+    now = _version(t)
+    changed = t.shape != shape or (version is not None and now != version)
+    if not changed and (check_values or version is None) and not t.is_meta:
+        changed = not torch.equal(t, saved)
+    if not changed:
+        return
+    with torch.inference_mode() if t.is_inference() else torch.no_grad():
+        if t.shape == shape:
+            try:
+                t.copy_(saved)
+            except RuntimeError:  # more than one element refers to one memory location
+                t.set_(saved.clone())
+        else:
+            t.set_(saved.clone())
+    entry[1] = _version(t)
+
+
 class _ModelState:
     """What a forward pass may change that profiling must give back: buffers updated in
-    forward (BatchNorm running stats in train mode) and the global RNG state. Restoring
-    the RNG before each pass also makes every pass compute what the user's next call
-    would (dropout included)."""
+    forward (BatchNorm running stats in train mode), inputs changed in place, and the RNG
+    states (torch's, Python's random, numpy's). Restoring the RNGs before each pass also makes
+    every pass compute what the user's next call would (dropout included). Parameters are not
+    copied up front (memory): one that the first pass updated in place (a forward that writes
+    weights, an optimizer step in a backward hook) is copied then and put back before each
+    later pass and at the end, so the model is left as after one call."""
 
-    def __init__(self, buffers, slots, inputs=()):
-        with torch.no_grad():  # from the module index: no second walk over the model
-            self.buffers = [(b, b.detach().clone()) for b in buffers]
-            # inputs forward may change in place (x.div_(255)): copies, put back before each later pass
-            self.inputs = [[t, v, t.detach().clone()] for t, v in ((t, _version(t)) for t in inputs)
-                           if v is not None]
+    def __init__(self, buffers, slots, inputs=(), params=()):
+        # from the module index: no second walk over the model
+        self.buffers = [e for e in map(_snapshot, buffers) if e is not None]
+        # inputs forward may change in place (x.div_(255)): put back before each later pass
+        self.inputs = [e for e in map(_snapshot, inputs) if e is not None]
         self.slots = slots  # forward may rebind a buffer (self.steps = self.steps + 1): put the original back
+        self.params = [(p, _version(p)) for p in params]
+        self.changed_params = []
         self.cpu_rng = torch.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        self.py_rng = random.getstate()
+        self.np_rng = np.random.get_state()
         # torch.profiler sets this flag before it can fail to start (e.g. inside a profiled
         # forward); a failed start never clears it.
         self.profiler_flag = torch.autograd.profiler._is_profiler_enabled
@@ -155,32 +193,37 @@ class _ModelState:
         torch.set_rng_state(self.cpu_rng)
         if self.cuda_rng is not None:
             torch.cuda.set_rng_state_all(self.cuda_rng)
+        random.setstate(self.py_rng)
+        np.random.set_state(self.np_rng)
 
     def restore_buffers(self):
         for mod, name, b in self.slots:
             bufs = mod._buffers  # a dict, or a ScriptModule's mapping wrapper
             if name not in bufs or bufs[name] is not b:
                 bufs[name] = b
-        with torch.no_grad():
-            for b, saved in self.buffers:
-                if b.shape == saved.shape:
-                    b.copy_(saved)
+        for entry in self.buffers:  # values too: kernels may update running stats without a version bump
+            _put_back(entry, check_values=True)
+
+    def after_first_pass(self):
+        self.changed_params = [_snapshot(p) for p, v in self.params if v is not None and _version(p) != v]
+        self.params = []
 
     def before_pass(self, first: bool):
         """Every pass starts from the state the user's next call would see."""
         if not first:
             self.restore_buffers()
-            with torch.no_grad():
-                for entry in self.inputs:
-                    if entry[0]._version != entry[1]:
-                        entry[0].copy_(entry[2])
-                        entry[1] = entry[0]._version
+            for entry in self.inputs + self.changed_params:
+                _put_back(entry, check_values=True)
         self.reset_rng()
 
     def restore(self):
-        self.restore_buffers()
-        self.reset_rng()
-        torch.autograd.profiler._is_profiler_enabled = self.profiler_flag
+        try:
+            self.restore_buffers()
+            for entry in self.changed_params:
+                _put_back(entry)
+        finally:
+            self.reset_rng()
+            torch.autograd.profiler._is_profiler_enabled = self.profiler_flag
 
 
 class _Progress:
@@ -298,7 +341,9 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
                       if kind and not index.opaque[i]})
     if regions:
         notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
-    state = _ModelState(index.buffers, index.buffer_slots, inputs if warmup + iters > 1 else ())
+    several = warmup + iters > 1
+    state = _ModelState(index.buffers, index.buffer_slots, inputs if several else (),
+                        list(model.parameters()) if several else ())
     saved = _install_markers(mods, index.opaque)
     failures: list = []
     C.set_failure_log(failures)
@@ -318,6 +363,8 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
             t0 = C.now_ns()
             run()
             bar.step(C.now_ns() - t0)
+            if i == 0:
+                state.after_first_pass()
         if not started:
             started = _start_recording(record_shapes, record_memory)
         memory_tracking = C.memory_tracking()
@@ -329,6 +376,8 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
             out = run()
             pass_times.append(C.now_ns() - t0)
             C.set_shape_log(False)
+            if warmup == 0 and it == 0:
+                state.after_first_pass()
             bar.step(pass_times[-1])
             if keep_output and it == iters - 1:
                 output = out
