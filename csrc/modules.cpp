@@ -203,17 +203,43 @@ void log_call(int64_t call, PyObject* const* args, size_t nargs, PyObject* kwnam
   g_log.calls.push_back(it->second);
 }
 
-// Appends (module_index, positional, keyword, None) to the failure log. Runs with
-// the forward's exception pending: keep it intact, swallow our own errors.
+// Whether exception `e` is `v` or in the chain `v` was raised from (its __context__ / __cause__).
+bool in_chain(PyObject* e, PyObject* v) {
+  PyObject* cur = v;
+  Py_XINCREF(cur);
+  bool found = false;
+  for (int depth = 0; cur && !found && depth < 64; ++depth) {
+    found = cur == e;
+    PyObject* cause = PyExceptionInstance_Check(cur) ? PyException_GetCause(cur) : nullptr;
+    found = found || (cause && cause == e);
+    Py_XDECREF(cause);
+    PyObject* next = PyExceptionInstance_Check(cur) ? PyException_GetContext(cur) : nullptr;
+    Py_DECREF(cur);
+    cur = next;
+  }
+  Py_XDECREF(cur);
+  return found;
+}
+
+// Appends (module_index, positional, keyword, exception) to the failure log. Runs with
+// the forward's exception pending: keep it intact, swallow our own errors. Entries of an
+// exception the model caught, unrelated to this one, are dropped: the log names the
+// module where the exception that propagates came from.
 void log_failure(int32_t module_index, PyObject* const* args, size_t nargs, PyObject* kwnames) {
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  Py_ssize_t n = PyList_GET_SIZE(g_failure_log);
+  for (Py_ssize_t i = n; i-- > 0;) {
+    PyObject* e = PyTuple_GET_ITEM(PyList_GET_ITEM(g_failure_log, i), 3);
+    if (!in_chain(e, value)) PyList_SetSlice(g_failure_log, i, i + 1, nullptr);
+  }
   std::vector<int64_t> buf;
   encode_call(args, nargs, kwnames, nullptr, buf);
   PyObject* sig = decode_call(buf);
   if (sig) {
     PyObject* entry = Py_BuildValue("(iOOO)", module_index, PyTuple_GET_ITEM(sig, 0), PyTuple_GET_ITEM(sig, 1),
-                                    Py_None);
+                                    value ? value : Py_None);
     if (entry) PyList_Append(g_failure_log, entry);
     Py_XDECREF(entry);
     Py_DECREF(sig);
@@ -277,6 +303,21 @@ PyObject* marker_get_wrapped(PyObject* self, void*) {
 PyObject* marker_get_index(PyObject* self, void*) {
   return PyLong_FromLong(reinterpret_cast<ModuleMarker*>(self)->module_index);
 }
+
+// Pickling or deep-copying a module during a profiled forward (EMA teachers, checkpoints)
+// copies its instance dict: the marker stands for the forward it wraps.
+PyObject* marker_reduce(PyObject* self, PyObject*) {
+  PyObject* w = reinterpret_cast<ModuleMarker*>(self)->wrapped;
+  if (!w) {
+    PyErr_SetString(PyExc_TypeError, "torchscope ModuleMarker without a forward cannot be pickled");
+    return nullptr;
+  }
+  return PyObject_CallMethod(w, "__reduce__", nullptr);
+}
+
+PyMethodDef marker_methods[] = {
+    {"__reduce__", marker_reduce, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef marker_getset[] = {
     // __wrapped__ lets inspect.signature(module.forward) see the real signature.
@@ -371,6 +412,7 @@ bool init_marker_type(PyObject* module) {
   ModuleMarkerType.tp_clear = marker_clear;
   ModuleMarkerType.tp_dealloc = marker_dealloc;
   ModuleMarkerType.tp_getset = marker_getset;
+  ModuleMarkerType.tp_methods = marker_methods;
   ModuleMarkerType.tp_doc = "Brackets a module's forward with torchscope module marks.";
   if (PyType_Ready(&ModuleMarkerType) < 0) return false;
   Py_INCREF(&ModuleMarkerType);

@@ -243,3 +243,48 @@ def test_caught_failure_inside_forward_does_not_count_macs(seed):
     s = profile_summary(TryBoth(), torch.randn(2, 4), verbose=0)
     assert s.total_macs == 2 * 4 * 3 and s.row("fast").macs == 0
     assert any("raised an exception the model caught (fast)" in n for n in s.notes), s.notes
+
+
+def test_deepcopy_inside_forward_and_error_after_a_caught_failure(seed):
+    import copy
+
+    class EMA(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.student = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.student(x) + copy.deepcopy(self.student)(x)  # copies the marked module
+
+    m, x = EMA(), torch.randn(2, 4)
+    s = profile_summary(m, x, keep_output=True, verbose=0)
+    assert torch.equal(s.output, m(x)) and "forward" not in m.student.__dict__
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.probe = nn.Linear(5, 5)
+
+        def forward(self, x):
+            try:
+                self.probe(x)
+            except RuntimeError:
+                pass
+            raise KeyError("real failure in Net")
+
+    with pytest.raises(ProfileError, match=r"module '0' \(Net\)"):
+        profile_summary(nn.Sequential(Net()), torch.randn(2, 4), verbose=0)
+
+    class Wraps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Linear(5, 5)
+
+        def forward(self, x):
+            try:
+                return self.inner(x)
+            except RuntimeError as e:
+                raise ValueError("wrapped") from e
+
+    with pytest.raises(ProfileError, match=r"module 'inner' \(Linear\) failed with input shapes \(\[2, 4\]\)"):
+        profile_summary(Wraps(), torch.randn(2, 4), verbose=0)

@@ -245,6 +245,17 @@ def _summarize(obj, depth=0):
     return None
 
 
+def _in_chain(e, v) -> bool:
+    """Whether exception e is v or in the chain v was raised from."""
+    for _ in range(64):
+        if v is None:
+            return False
+        if v is e or v.__cause__ is e:
+            return True
+        v = v.__context__
+    return False
+
+
 class ModuleMarker:
     """Brackets a module's forward with module marks (Python twin of the C marker)."""
 
@@ -254,6 +265,9 @@ class ModuleMarker:
         self.__wrapped__ = wrapped
         self.module_index = module_index
 
+    def __reduce__(self):  # pickled or deep-copied with its module: the forward it wraps
+        return self.__wrapped__.__reduce__()
+
     def __call__(self, *args, **kwargs):
         log = _S.failure_log
         if log:  # stale: the model caught it and runs on (see the C marker)
@@ -261,11 +275,12 @@ class ModuleMarker:
         call = module_enter(self.module_index)
         try:
             out = self.__wrapped__(*args, **kwargs)
-        except BaseException:
+        except BaseException as exc:
             module_exit(call, True)
-            if _S.failure_log is not None:
-                _S.failure_log.append((self.module_index, _summarize(args, 1),
-                                       _summarize(kwargs, 1) if kwargs else None, None))
+            log = _S.failure_log
+            if log is not None:  # see the C marker: drop entries of exceptions the model caught
+                log[:] = [e for e in log if _in_chain(e[3], exc)]
+                log.append((self.module_index, _summarize(args, 1), _summarize(kwargs, 1) if kwargs else None, exc))
             raise
         module_exit(call, False)
         if log:
