@@ -345,18 +345,25 @@ PyObject* forward_name() {
 }
 
 // Appends to `previous` what restore needs; returns false with a Python error set.
-bool install_one(PyObject* mod, int32_t index, bool skip, PyObject* previous) {
+// `how`: false wraps `forward`, true skips the module, a str names the instance attribute
+// to wrap instead (`_compiled_call_impl` of a module compiled in place: the marker must
+// stay outside the compiled call); its entry in `previous` is then (name, previous value).
+bool install_one(PyObject* mod, int32_t index, PyObject* how, PyObject* previous) {
   PyObject** dict_ptr = _PyObject_GetDictPtr(mod);
-  if (skip || !dict_ptr || !*dict_ptr) return PyList_Append(previous, Py_Ellipsis) == 0;
-  PyObject* prev = PyDict_GetItemWithError(*dict_ptr, forward_name());  // borrowed
+  bool other = PyUnicode_Check(how);
+  if ((!other && PyObject_IsTrue(how) == 1) || !dict_ptr || !*dict_ptr)
+    return PyList_Append(previous, Py_Ellipsis) == 0;
+  PyObject* key = other ? how : forward_name();
+  PyObject* prev = PyDict_GetItemWithError(*dict_ptr, key);  // borrowed
   if (!prev && PyErr_Occurred()) return false;
-  PyObject* bound = PyObject_GetAttr(mod, forward_name());
+  PyObject* bound = PyObject_GetAttr(mod, key);
   if (!bound) return false;
   PyObject* marker = make_marker(bound, index);
   Py_DECREF(bound);
   if (!marker) return false;
-  bool ok = PyList_Append(previous, prev ? prev : Py_None) == 0 &&
-            PyDict_SetItem(*dict_ptr, forward_name(), marker) == 0;
+  PyObject* entry = other ? PyTuple_Pack(2, key, prev ? prev : Py_None) : (Py_INCREF(prev ? prev : Py_None), prev ? prev : Py_None);
+  bool ok = entry && PyList_Append(previous, entry) == 0 && PyDict_SetItem(*dict_ptr, key, marker) == 0;
+  Py_XDECREF(entry);
   Py_DECREF(marker);
   return ok;
 }
@@ -429,8 +436,7 @@ PyObject* install_markers(PyObject* modules, PyObject* skip) {
   PyObject* previous = PyList_New(0);
   if (!previous) return nullptr;
   for (Py_ssize_t i = 0; i < n; ++i) {
-    if (!install_one(PyList_GET_ITEM(modules, i), static_cast<int32_t>(i),
-                     PyObject_IsTrue(PyList_GET_ITEM(skip, i)) == 1, previous)) {
+    if (!install_one(PyList_GET_ITEM(modules, i), static_cast<int32_t>(i), PyList_GET_ITEM(skip, i), previous)) {
       PyObject *t, *v, *tb;
       PyErr_Fetch(&t, &v, &tb);
       restore_markers(modules, previous);
@@ -450,7 +456,12 @@ void restore_markers(PyObject* modules, PyObject* previous) {
     if (prev == Py_Ellipsis) continue;
     PyObject* d = instance_dict(PyList_GET_ITEM(modules, i));
     if (!d) continue;
-    int rc = prev == Py_None ? PyDict_DelItem(d, forward_name()) : PyDict_SetItem(d, forward_name(), prev);
+    PyObject* key = forward_name();
+    if (PyTuple_Check(prev) && PyTuple_GET_SIZE(prev) == 2 && PyUnicode_Check(PyTuple_GET_ITEM(prev, 0))) {
+      key = PyTuple_GET_ITEM(prev, 0);  // (attribute, previous value): see install_one
+      prev = PyTuple_GET_ITEM(prev, 1);
+    }
+    int rc = prev == Py_None ? PyDict_DelItem(d, key) : PyDict_SetItem(d, key, prev);
     if (rc < 0) PyErr_Clear();
   }
 }

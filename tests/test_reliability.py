@@ -482,3 +482,21 @@ def test_profile_from_a_thread_the_profiled_forward_starts_fails_instead_of_hang
     with pytest.raises(ProfileError, match="called from a thread started while another torchscope profile runs"):
         profile_summary(Spawns(), torch.randn(2, 4), iters=1, warmup=0, verbose=0)
     assert _clean() and profile_summary(nn.Linear(4, 4), torch.randn(2, 4), verbose=0).total_macs == 32
+
+
+def test_module_compiled_in_place_is_one_row_with_its_macs(seed):
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    m, x = nn.Sequential(nn.Linear(4, 4), nn.ReLU()), torch.randn(8, 4)
+    m.compile(backend="eager")  # in place: Module.compile()
+    before = model_state(m)
+    compiled = m.__dict__["_compiled_call_impl"]
+    s = profile_summary(m, x, keep_output=True, verbose=0)
+    assert [r.name for r in s.rows] == ["Sequential"] and s.total_macs == 8 * 4 * 4
+    assert any("Sequential (compiled in place)" in n for n in s.notes)
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    assert model_state(m) == before and m.__dict__["_compiled_call_impl"] is compiled
+    assert torch.equal(s.output, m(x))

@@ -296,13 +296,15 @@ def install_markers(modules, skip):
     try:
         for i, mod in enumerate(modules):
             d = getattr(mod, "__dict__", None)
-            if skip[i] or d is None:
+            how = skip[i]  # as in C: False wraps forward, True skips, a str names the attribute to wrap
+            if d is None or (how is not False and not isinstance(how, str)):
                 previous.append(Ellipsis)
                 continue
-            prev = d.get("forward")
-            bound = mod.forward
-            previous.append(prev)
-            d["forward"] = ModuleMarker(bound, i)
+            key = how if isinstance(how, str) else "forward"
+            prev = d.get(key)
+            bound = getattr(mod, key)
+            previous.append((key, prev) if key != "forward" else prev)
+            d[key] = ModuleMarker(bound, i)
     except BaseException:
         restore_markers(modules, previous)
         raise
@@ -313,10 +315,13 @@ def restore_markers(modules, previous):
     for mod, prev in zip(modules, previous):
         if prev is Ellipsis:
             continue
+        key = "forward"
+        if isinstance(prev, tuple) and len(prev) == 2 and isinstance(prev[0], str):
+            key, prev = prev
         if prev is None:
-            mod.__dict__.pop("forward", None)
+            mod.__dict__.pop(key, None)
         else:
-            mod.__dict__["forward"] = prev
+            mod.__dict__[key] = prev
 
 
 def set_shape_log(enabled):

@@ -84,15 +84,15 @@ def module_index(model: torch.nn.Module) -> ModuleIndex:
             p = par[i]
             if p >= 0 and (opaque[p] or regions[p] is not None):
                 opaque[i] = True
-            elif regions[i] == "compiled in place":
-                opaque[i] = True  # its own forward runs inside the compiled call
+
     return ModuleIndex(w["names"], w["types"], w["modules"], parent, w["depth"], opaque, regions,
                        w["kernel_size"], w["buffers"], w["buffer_slots"])
 
 
-def _install_markers(mods, skip=None):
-    """Wrap each module's forward in a C marker; returns what restore needs."""
-    return C.install_markers(mods, list(skip) if skip is not None else [False] * len(mods))
+def _install_markers(mods, how=None):
+    """Wrap each module's forward in a C marker (how[i]: True skips module i, a str names
+    another attribute to wrap); returns what restore needs."""
+    return C.install_markers(mods, list(how) if how is not None else [False] * len(mods))
 
 
 def _restore_markers(mods, saved):
@@ -344,7 +344,11 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     several = warmup + iters > 1
     state = _ModelState(index.buffers, index.buffer_slots, inputs if several else (),
                         list(model.parameters()) if several else ())
-    saved = _install_markers(mods, index.opaque)
+    # A module compiled in place runs its forward inside the compiled call: its marker wraps
+    # that call instead (_compiled_call_impl), outside the compiled code.
+    how = [("_compiled_call_impl" if kind == "compiled in place" else False) if not op else True
+           for op, kind in zip(index.opaque, index.regions)]
+    saved = _install_markers(mods, how)
     failures: list = []
     C.set_failure_log(failures)
     pass_times = []
