@@ -167,24 +167,27 @@ def _put_back(entry, check_values: bool = False):
 class _ModelState:
     """What a forward pass may change that profiling must give back: buffers updated in
     forward (BatchNorm running stats in train mode), inputs changed in place, and the RNG
-    states (torch's, Python's random, numpy's). Restoring the RNGs before each pass also makes
+    states (torch's and Python's random; numpy's when several passes run). Restoring the RNGs before each pass also makes
     every pass compute what the user's next call would (dropout included). Parameters are not
     copied up front (memory): one that the first pass updated in place (a forward that writes
     weights, an optimizer step in a backward hook) is copied then and put back before each
     later pass and at the end, so the model is left as after one call."""
 
-    def __init__(self, buffers, slots, inputs=(), params=()):
+    def __init__(self, buffers, slots, inputs=None, params=()):
+        """inputs: the input tensors when several passes run (None for one pass)."""
         # from the module index: no second walk over the model
         self.buffers = [e for e in map(_snapshot, buffers) if e is not None]
         # inputs forward may change in place (x.div_(255)): put back before each later pass
-        self.inputs = [e for e in map(_snapshot, inputs) if e is not None]
+        self.inputs = [e for e in map(_snapshot, inputs or ()) if e is not None]
         self.slots = slots  # forward may rebind a buffer (self.steps = self.steps + 1): put the original back
         self.params = [(p, _version(p)) for p in params]
         self.changed_params = []
         self.cpu_rng = torch.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         self.py_rng = random.getstate()
-        self.np_rng = np.random.get_state()
+        # numpy's state costs ~65 us to save and set: only when passes must repeat its draws
+        # (with one pass it advances as one call of the model would)
+        self.np_rng = np.random.get_state() if inputs is not None else None
         # torch.profiler sets this flag before it can fail to start (e.g. inside a profiled
         # forward); a failed start never clears it.
         self.profiler_flag = torch.autograd.profiler._is_profiler_enabled
@@ -194,7 +197,8 @@ class _ModelState:
         if self.cuda_rng is not None:
             torch.cuda.set_rng_state_all(self.cuda_rng)
         random.setstate(self.py_rng)
-        np.random.set_state(self.np_rng)
+        if self.np_rng is not None:
+            np.random.set_state(self.np_rng)
 
     def restore_buffers(self):
         for mod, name, b in self.slots:
@@ -214,7 +218,7 @@ class _ModelState:
             self.restore_buffers()
             for entry in self.inputs + self.changed_params:
                 _put_back(entry, check_values=True)
-        self.reset_rng()
+            self.reset_rng()  # (the first pass starts from the state just saved)
 
     def restore(self):
         try:
@@ -342,12 +346,14 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     if regions:
         notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
     several = warmup + iters > 1
-    state = _ModelState(index.buffers, index.buffer_slots, inputs if several else (),
+    state = _ModelState(index.buffers, index.buffer_slots, list(inputs) if several else None,
                         list(model.parameters()) if several else ())
     # A module compiled in place runs its forward inside the compiled call: its marker wraps
     # that call instead (_compiled_call_impl), outside the compiled code.
-    how = [("_compiled_call_impl" if kind == "compiled in place" else False) if not op else True
-           for op, kind in zip(index.opaque, index.regions)]
+    how = index.opaque
+    if "compiled in place" in index.regions:
+        how = [("_compiled_call_impl" if kind == "compiled in place" else False) if not op else True
+               for op, kind in zip(index.opaque, index.regions)]
     saved = _install_markers(mods, how)
     failures: list = []
     C.set_failure_log(failures)
