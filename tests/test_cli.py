@@ -167,3 +167,9 @@ def test_top_must_be_positive_and_weight_columns_are_computed(capsys):
     out = capsys.readouterr().out
     down = next(line for line in out.splitlines() if line.lstrip().startswith("down (Conv2d)"))
     assert down.split()[-2] != "-" and float(down.split()[-1]) > 0   # a mean and a std, measured
+
+
+def test_unknown_ops_module_is_an_error_before_the_table(capsys):
+    assert cli.main(["--iters", "1", "--warmup", "0", "--ops", "nope"]) == 2
+    captured = capsys.readouterr()
+    assert "--ops nope: no such module" in captured.err and "Layer (type)" not in captured.out

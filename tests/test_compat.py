@@ -540,3 +540,11 @@ def test_lightning_mode_lines_count_submodules_and_structure_only_keeps_module_t
     assert "(0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))" in tree
     ran = str(summary(m[:2], input_size=(1, 3, 8, 8), style="lightning", verbose=0))
     assert "1         Modules in train mode" in ran and "1         Modules in eval mode" in ran
+
+
+def test_summary_list_has_torchinfo_layer_info_names(seed):
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    s = summary(m, input_size=(1, 3, 8, 8), verbose=0)
+    conv = s.summary_list[1]
+    assert (conv.class_name, conv.var_name, conv.num_params, conv.is_recursive) == ("Conv2d", "0", 224, False)
+    assert conv.input_size == [1, 3, 8, 8] and conv.output_size == [1, 8, 6, 6]

@@ -194,3 +194,29 @@ def test_outer_products_and_elementwise_math_are_zero_mac_by_convention():
 
     s = profile_summary(Elementwise(), torch.randn(5, 4), verbose=0)
     assert s.total_macs == 0 and list(s.uncounted_ops) == [count.ZERO_MAC_KEY]
+
+
+def test_rows_with_uncounted_ops_show_a_lower_bound_not_zero():
+    class OnlyInv(nn.Module):
+        def forward(self, x):
+            return torch.linalg.inv(x)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.o, self.b = OnlyInv(), nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.b(self.o(x))
+
+    import re
+
+    s = profile_summary(Model(), torch.randn(4, 4), verbose=0)
+    assert [r.macs_uncounted_ops > 0 for r in s.rows] == [True, True, False]  # (the fallback sees more ops)
+    cells = {re.split(r"\s{2,}", ln.strip())[0]: re.split(r"\s{2,}", ln.strip())[3]
+             for ln in str(s).splitlines()[3:6]}
+    assert cells == {"Model (Model)": "64+", "o (OnlyInv)": "?", "b (Linear)": "64"}, cells
+    assert "MACs marked + are a lower bound, ? unknown" in str(s)
+    back = type(s).from_json(s.to_json())
+    assert [r.macs_uncounted_ops for r in back.rows] == [r.macs_uncounted_ops for r in s.rows]
+    assert str(back) == str(s)

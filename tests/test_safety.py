@@ -288,3 +288,8 @@ def test_deepcopy_inside_forward_and_error_after_a_caught_failure(seed):
 
     with pytest.raises(ProfileError, match=r"module 'inner' \(Linear\) failed with input shapes \(\[2, 4\]\)"):
         profile_summary(Wraps(), torch.randn(2, 4), verbose=0)
+
+
+def test_a_size_passed_as_inputs_gets_a_hint():
+    with pytest.raises(ProfileError, match=r"look like a size: pass a tensor such as torch.randn\(1, 4\)"):
+        profile_summary(nn.Linear(4, 2), (1, 4), verbose=0)

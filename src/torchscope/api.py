@@ -236,6 +236,13 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
         if meta:
             trace.notes.append("device=meta: shapes, params and MACs are exact; times are dispatch "
                                "overhead only (no kernels run) and no memory is allocated")
+    except _capture.ProfileError as e:
+        if isinstance(inputs, (tuple, list)) and inputs and all(type(d) is int for d in inputs):
+            size = tuple(inputs)  # the model got ints: a size was meant
+            raise _capture.ProfileError(f"{e} (inputs={size} look like a size: pass a tensor such as "
+                                        f"torch.randn{size}, or use torchscope.summary(model, input_size={size}))"
+                                        ) from e.__cause__
+        raise
     finally:
         for p, g in stashed:  # the user's gradients, untouched
             p.grad = g
@@ -295,11 +302,14 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     tc = _count.tensor_counts(trace.index)
     macs_missing = None if trace.op_shapes else "op input shapes not recorded: record_shapes=False"
     if macs_missing:  # nothing to count from: shown as not counted, never as 0
-        macs_per_op = self_macs = macs = total_macs = None
+        macs_per_op = self_macs = macs = total_macs = macs_uncounted = None
         uncounted = {}
     else:
-        macs_per_op, _counted, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
+        macs_per_op, listed, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
         in_rows = att.op_row >= 0
+        # ops without a MAC formula in each row's subtree: its MACs are a lower bound
+        macs_uncounted = _attribute.subtree_sum(np.bincount(att.op_row[listed & in_rows], minlength=n),
+                                                att.parent, att.depth)
         if macs_per_op[in_rows].sum() < 2**53:  # bincount adds in float64: exact below 2**53
             self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
         else:
@@ -324,6 +334,7 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         "input_shapes": ins, "output_shapes": outs,
         "params": tc.params[module], "trainable_params": tc.trainable[module],
         "macs": macs, "flops": None if macs is None else 2 * macs, "self_macs": self_macs,
+        "macs_uncounted_ops": macs_uncounted,
         "fwd_time_ns": att.fwd_time_ns, "fwd_self_time_ns": att.fwd_self_time_ns,
         "fwd_time_min_ns": att.fwd_time_min_ns,
         "bwd_time_ns": att.bwd_time_ns, "bwd_self_time_ns": att.bwd_self_time_ns,

@@ -355,6 +355,11 @@ def _profile_cmd(args) -> int:
     s = torchscope.profile_summary(model, inputs, device=device, backward=args.backward, depth=args.depth,
                                    warmup=args.warmup, iters=args.iters, verbose=0,
                                    weight_stats=any(c.strip().startswith("w_") for c in columns or ()))
+    names = {r.name for r in s.rows}
+    unknown = [n for n in args.ops or [] if n not in names]
+    if unknown:  # before the table: an error at the end reads as if the run failed late
+        raise CliError(f"--ops {', '.join(unknown)}: no such module in the summary (names as in the Layer "
+                       f"column, e.g. {', '.join(r.name for r in s.rows[1:4]) or s.rows[0].name})")
     print(s.table(ascii_only=args.ascii or None, sort=args.sort, top=args.top, columns=columns))
     for name in args.ops or []:
         print()

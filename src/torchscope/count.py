@@ -417,9 +417,10 @@ def _above(flag: np.ndarray, parent: np.ndarray) -> np.ndarray:
 def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     """MACs per op (int64, 0 where not counted) for the ops selected by `mask`.
 
-    Returns (macs, counted, uncounted) where `uncounted` maps op name -> calls
+    Returns (macs, listed, uncounted) where `uncounted` maps op name -> calls
     for ops that have no formula and no counted descendant, zero-MAC ops
-    grouped under one key. A formula that cannot read its op's arguments
+    grouped under one key, and `listed` marks the ops counted there by name
+    (work whose MACs are unknown, not zero by convention). A formula that cannot read its op's arguments
     (opaque/nested tensors, variable-length attention) makes that op
     transparent: its children are examined instead (a fused op over nested
     tensors still reaches dense mm/bmm children), and it is listed under its
@@ -429,7 +430,7 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     macs = np.zeros(n, dtype=np.int64)
     counted = np.zeros(n, dtype=bool)
     if n == 0:
-        return macs, counted, {}
+        return macs, counted, {}  # (no op listed either)
     has, zero = op_formula_flags(names)
     name = ops[:, OPC["name"]]
     parent = ops[:, OPC["parent"]]
@@ -482,7 +483,8 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
             uncounted[names[i]] = c
     if trivial:
         uncounted[ZERO_MAC_KEY] = trivial
-    return macs, counted, uncounted
+    listed = top & ~(zero & ~has)[name]
+    return macs, listed, uncounted
 
 
 _HASH_W = np.random.default_rng(12345).integers(1, 2**62, size=(2, 64), dtype=np.int64) | 1

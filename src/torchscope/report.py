@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 ROW_FIELDS = (
     "name", "type", "depth", "parent", "module_index", "call_id", "repeat",
     "input_shapes", "output_shapes", "params", "trainable_params",
-    "macs", "flops", "self_macs",
+    "macs", "flops", "self_macs", "macs_uncounted_ops",
     "fwd_time_ns", "fwd_self_time_ns", "fwd_time_min_ns", "bwd_time_ns", "bwd_self_time_ns",
     "fwd_device_time_ns", "bwd_device_time_ns",
     "mem_allocated", "mem_freed", "mem_retained", "mem_peak", "num_ops", "kernel_size",
@@ -43,6 +43,27 @@ class Row:
 
     def __repr__(self):
         return f"Row({self.name!r}, {self.type}, params={self.params}, fwd_time_ns={self.fwd_time_ns})"
+
+    # torchinfo's LayerInfo names (summary.summary_list), read-only
+    class_name = property(lambda self: self.type)
+    var_name = property(lambda self: self.name.rpartition(".")[2])
+    num_params = property(lambda self: self.params)
+    is_recursive = property(lambda self: bool(self.repeat))
+    input_size = property(lambda self: _torchinfo_size(self.input_shapes, unwrap=True))
+    output_size = property(lambda self: _torchinfo_size(self.output_shapes))
+
+
+def _torchinfo_size(shapes, unwrap=False):
+    """A shape as torchinfo's LayerInfo gives it: a list of ints (nested lists for several tensors)."""
+    if unwrap and isinstance(shapes, tuple) and len(shapes) == 1:
+        shapes = shapes[0]
+    if isinstance(shapes, torch.Size):
+        return list(shapes)
+    if isinstance(shapes, (tuple, list)):
+        return [_torchinfo_size(s) for s in shapes]
+    if isinstance(shapes, dict):
+        return [_torchinfo_size(s) for s in shapes.values()]
+    return []
 
 
 # ------------------------------------------------------------------ formatting
@@ -388,6 +409,16 @@ def _unique_cells(values, fmt, n: int = 0, fmt_many=None):
     return np.array(cells, dtype=object), inv.reshape(-1)
 
 
+def _lower_bound_cells(cells, flagged, zero):
+    """MAC cells of rows with uncounted ops: the value is a lower bound ("4.10K+"), or unknown ("?")."""
+    if not flagged.any():
+        return cells
+    uniq, inv = cells
+    k = len(uniq)
+    more = np.array([u + "+" for u in uniq.tolist()] + ["?"], dtype=object)
+    return np.concatenate([uniq, more]), np.where(flagged, np.where(zero, 2 * k, inv + k), inv)
+
+
 def _as_cells(strings: list):
     return np.array(strings, dtype=object), np.arange(len(strings))
 
@@ -659,7 +690,11 @@ class ProfileSummary:
             if style == "torchinfo":
                 vals = self._ti_select("macs", keep, v) * (2 if key == "flops" else 1)
                 return _unique_cells(vals, lambda x: f"{x:,}" if x else "--")
-            return self._numbers(key, keep, fmt_count if compact else comma)
+            cells = self._numbers(key, keep, fmt_count if compact else comma)
+            unc = cols.get("macs_uncounted_ops")
+            if compact and unc is not None and cols.get(key) is not None:
+                return _lower_bound_cells(cells, np.asarray(unc)[keep] > 0, np.asarray(cols[key])[keep] == 0)
+            return cells
         if key == "kernel_size":
             kernel = cols.get("kernel_size")
             return _as_cells([str(list(kernel[k])) if kernel is not None and kernel[k] else v.empty
@@ -757,8 +792,12 @@ class ProfileSummary:
         real = {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
         if not real:
             return []
-        return ["Uncounted ops (no MAC formula; totals exclude them): "
-                + ", ".join(f"{k} x{v}" for k, v in sorted(real.items()))]
+        lines = ["Uncounted ops (no MAC formula; totals exclude them): "
+                 + ", ".join(f"{k} x{v}" for k, v in sorted(real.items()))]
+        unc = self._cols.get("macs_uncounted_ops")
+        if unc is not None and (np.asarray(unc) > 0).any():
+            lines.append("MACs marked + are a lower bound, ? unknown: the row runs uncounted ops")
+        return lines
 
     def _note_lines(self):
         return [f"Note: {n}" for n in self.notes]
