@@ -548,3 +548,16 @@ def test_summary_list_has_torchinfo_layer_info_names(seed):
     conv = s.summary_list[1]
     assert (conv.class_name, conv.var_name, conv.num_params, conv.is_recursive) == ("Conv2d", "0", 224, False)
     assert conv.input_size == [1, 3, 8, 8] and conv.output_size == [1, 8, 6, 6]
+
+
+def test_pms_form_passes_a_single_list_as_one_argument(seed):
+    class Stacks(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 2)
+
+        def forward(self, xs):
+            return torch.stack([self.l(x) for x in xs])
+
+    s = summary(Stacks(), [torch.randn(4), torch.randn(4)], print_summary=False)
+    assert s.total_macs == 2 * 4 * 2

@@ -220,3 +220,19 @@ def test_rows_with_uncounted_ops_show_a_lower_bound_not_zero():
     back = type(s).from_json(s.to_json())
     assert [r.macs_uncounted_ops for r in back.rows] == [r.macs_uncounted_ops for r in s.rows]
     assert str(back) == str(s)
+
+
+def test_masks_grids_and_losses_are_zero_mac_not_unknown():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(8, 8)
+
+        def forward(self, x):
+            gx, _ = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")
+            mask = (x > 0) & (x < 1)
+            return F.mse_loss(self.l(x).swapaxes(0, 1), x.T) + mask.sum() + gx.sum()
+
+    s = profile_summary(M(), torch.randn(4, 8), verbose=0)
+    assert s.total_macs == 4 * 8 * 8 and list(s.uncounted_ops) == [count.ZERO_MAC_KEY]
+    assert "+" not in str(s).splitlines()[3]

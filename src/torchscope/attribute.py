@@ -378,7 +378,8 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     if in_backward.any():
         idx = trace.index
         again = sorted({idx.names[m] or idx.types[m] for m in calls[in_backward & (it_col == 0), CALLC["module"]]})
-        notes.append(f"module(s) {', '.join(again)} ran again during the backward pass (activation checkpointing): "
+        shown = ", ".join(again[:5]) + (f" and {len(again) - 5} more" if len(again) > 5 else "")
+        notes.append(f"{len(again)} module(s) ran again during the backward pass (activation checkpointing: {shown}): "
                      "that time is in the backward of the node that re-ran them, not in extra forward rows")
         it_col = np.where(in_backward, np.iinfo(np.int64).min, it_col)  # in no iteration's forward
     call_ids = np.nonzero(it_col == 0)[0]

@@ -401,7 +401,8 @@ def summary(model: nn.Module, *args: Any, input_size=None, input_data=None, batc
     batch_as = None
     if tensors or input_data is not None:
         if tensors:
-            data = tensors[0] if len(tensors) == 1 else tuple(tensors)
+            # pytorch-model-summary calls model(*inputs): a single list or dict is one argument
+            data = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else tuple(tensors)
         elif isinstance(input_data, nn.utils.rnn.PackedSequence):
             data = input_data
         elif isinstance(input_data, (list, tuple)):

@@ -368,6 +368,13 @@ _ZERO_MAC = re.compile(
     r"erfc?_?|reciprocal_?|sign_?|floor_?|ceil_?|round_?|trunc_?|log1p_?|log2_?|log10_?|expm1_?|square_?|"
     r"logsumexp|prod|cumprod|glu|prelu|_prelu_kernel|celu_?|selu_?|rrelu_?|softsign|tanhshrink|hardshrink|"
     r"softshrink|log_sigmoid.*|addcmul_?|addcdiv_?|lerp_?|minimum|maximum|fmod_?|remainder_?|"
+    r"__i?(and|or|xor|lshift|rshift)__|broadcast_tensors|meshgrid|swapaxes_?|swapdims_?|matrix_H|"
+    r"linalg_vector_norm|_weight_norm.*|norm_except_dim|rand.*|uniform_|normal_|random_|exponential_|"
+    r"multinomial|nonzero.*|argsort|_?unique.*|one_hot|bucketize|searchsorted|grid_sampler.*|"
+    r"affine_grid_generator|"
+    # losses: elementwise terms and reductions
+    r"l1_loss|smooth_l1_loss|huber_loss|mse_loss|nll_loss.*|cross_entropy_loss|binary_cross_entropy.*|"
+    r"kl_div|soft_margin_loss|hinge_embedding_loss|margin_ranking_loss|cosine_embedding_loss|"
     # nested-tensor conversions (fast paths with padding masks)
     r"nested_.*|to_padded_tensor|equal|is_same_size)$"
 )
