@@ -203,22 +203,23 @@ void log_call(int64_t call, PyObject* const* args, size_t nargs, PyObject* kwnam
   g_log.calls.push_back(it->second);
 }
 
-// Whether exception `e` is `v` or in the chain `v` was raised from (its __context__ / __cause__).
+// Whether exception `e` is `v` or in the chain `v` was raised from (its causes and contexts).
 bool in_chain(PyObject* e, PyObject* v) {
-  PyObject* cur = v;
-  Py_XINCREF(cur);
-  bool found = false;
-  for (int depth = 0; cur && !found && depth < 64; ++depth) {
-    found = cur == e;
-    PyObject* cause = PyExceptionInstance_Check(cur) ? PyException_GetCause(cur) : nullptr;
-    found = found || (cause && cause == e);
-    Py_XDECREF(cause);
-    PyObject* next = PyExceptionInstance_Check(cur) ? PyException_GetContext(cur) : nullptr;
-    Py_DECREF(cur);
-    cur = next;
+  PyObject* todo[64];
+  int n = 0, seen = 0;
+  if (v) todo[n++] = v;
+  while (n > 0 && seen < 64) {
+    PyObject* x = todo[--n];  // borrowed: every exception here is kept alive by `v`'s chain
+    ++seen;
+    if (x == e) return true;
+    if (!PyExceptionInstance_Check(x)) continue;
+    PyObject* links[2] = {PyException_GetCause(x), PyException_GetContext(x)};  // new references
+    for (PyObject* y : links) {
+      if (y && n < 64) todo[n++] = y;
+      Py_XDECREF(y);  // (still referenced by x)
+    }
   }
-  Py_XDECREF(cur);
-  return found;
+  return false;
 }
 
 // Appends (module_index, positional, keyword, exception) to the failure log. Runs with
@@ -315,8 +316,18 @@ PyObject* marker_reduce(PyObject* self, PyObject*) {
   return PyObject_CallMethod(w, "__reduce__", nullptr);
 }
 
+PyObject* marker_deepcopy(PyObject* self, PyObject* memo) {
+  PyObject* w = reinterpret_cast<ModuleMarker*>(self)->wrapped;
+  PyObject* copy = PyImport_ImportModule("copy");
+  if (!copy) return nullptr;
+  PyObject* out = PyObject_CallMethod(copy, "deepcopy", "OO", w ? w : Py_None, memo);
+  Py_DECREF(copy);
+  return out;
+}
+
 PyMethodDef marker_methods[] = {
     {"__reduce__", marker_reduce, METH_NOARGS, nullptr},
+    {"__deepcopy__", marker_deepcopy, METH_O, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef marker_getset[] = {

@@ -283,3 +283,19 @@ def test_checkpoint_recompute_adds_no_rows_on_either_backend(reentrant, seed):
     if not FALLBACK:  # (the fallback sees no engine records: it just skips the re-run calls)
         note = next(n for n in s.notes if "ran again" in n)
         assert len(note) < 300 and "40 module(s)" in note and "and 35 more" in note
+
+
+@pytest.mark.native
+def test_autograd_grad_in_forward_lists_no_engine_records_as_uncounted(seed):
+    class Force(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(16, 16)
+
+        def forward(self, x):
+            g, = torch.autograd.grad(self.a(x).tanh().sum(), x, create_graph=True)
+            return g
+
+    s = profile_summary(Force(), torch.randn(4, 16, requires_grad=True), verbose=0)
+    assert not [k for k in s.uncounted_ops if not k.startswith("(")], s.uncounted_ops
+    assert "+" not in str(s).splitlines()[3]

@@ -293,3 +293,91 @@ def test_deepcopy_inside_forward_and_error_after_a_caught_failure(seed):
 def test_a_size_passed_as_inputs_gets_a_hint():
     with pytest.raises(ProfileError, match=r"look like a size: pass a tensor such as torch.randn\(1, 4\)"):
         profile_summary(nn.Linear(4, 2), (1, 4), verbose=0)
+
+
+def test_input_subclasses_sparse_buffers_and_cause_chains(seed):
+    import copy
+
+    class AttrDict(dict):
+        __getattr__ = dict.__getitem__
+
+    class ReadsAttr(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 4)
+            self.register_buffer("sp", torch.eye(4).to_sparse())
+
+        def forward(self, batch):
+            return self.l(batch.x) + torch.sparse.mm(self.sp, batch.x.T).T
+
+    s = profile_summary(ReadsAttr(), (AttrDict(x=torch.randn(2, 4)),), verbose=0)  # 4 passes, same types
+    assert s.rows[0].output_shapes == torch.Size([2, 4])
+
+    def patched(x):
+        return x * 2
+
+    class Copies(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Linear(4, 4)
+            self.inner.forward = patched  # an instance-level forward: a function, not a method
+
+        def forward(self, x):
+            return copy.deepcopy(self.inner)(x)
+
+    m = Copies()
+    s = profile_summary(m, torch.ones(2, 4), keep_output=True, verbose=0)
+    assert torch.equal(s.output, torch.full((2, 4), 2.0)) and m.inner.__dict__["forward"] is patched
+
+    class A(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("from A")
+
+    class B(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = A()
+
+        def forward(self, x):
+            try:
+                self.a(x)
+            except RuntimeError as e:
+                err = e
+            raise ValueError("wrapped") from err  # a cause only, no context
+
+    with pytest.raises(ProfileError, match=r"module 'a' \(A\)"):
+        profile_summary(B(), torch.randn(2, 3), verbose=0)
+
+
+def test_caught_failure_excludes_its_children_and_lazy_buffers_end_as_after_one_call(seed):
+    class Fast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 4)
+
+        def forward(self, x):
+            self.l(x)
+            raise RuntimeError("no fast path")
+
+    class TryBoth(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fast, self.slow = Fast(), nn.Linear(4, 4)
+
+        def forward(self, x):
+            try:
+                return self.fast(x)
+            except RuntimeError:
+                return self.slow(x)
+
+    s = profile_summary(TryBoth(), torch.randn(2, 4), verbose=0)
+    assert s.total_macs == 2 * 4 * 4 and s.row("fast.l").macs == 0
+    x = torch.randn(8, 4)
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(4, 4), nn.LazyBatchNorm1d())
+    ref(x)
+    one = ref[1].running_mean
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 4), nn.LazyBatchNorm1d())
+    profile_summary(m, x, warmup=1, iters=3, verbose=0)
+    assert torch.allclose(m[1].running_mean, one)  # not four passes of momentum

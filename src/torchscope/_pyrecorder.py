@@ -12,6 +12,7 @@ in every summary it produces (FALLBACK_NOTE):
 from __future__ import annotations
 
 import struct
+import copy
 import threading
 import time
 
@@ -208,7 +209,8 @@ def module_enter(module_index):
     if not _S.recording:
         return -1
     if threading.get_ident() != _S.owner:  # see the C recorder: the profiling thread only
-        _S.foreign_calls += _S.iteration >= 0  # measured passes only
+        # counted for the note: measured passes, not autograd worker threads (checkpoint re-runs)
+        _S.foreign_calls += _S.iteration >= 0 and _graph_task_id() == -1
         return -1
     if _graph_task_id() != -1:  # the autograd engine runs it (checkpoint recompute): not a forward row
         return -1
@@ -246,13 +248,14 @@ def _summarize(obj, depth=0):
 
 
 def _in_chain(e, v) -> bool:
-    """Whether exception e is v or in the chain v was raised from."""
-    for _ in range(64):
-        if v is None:
-            return False
-        if v is e or v.__cause__ is e:
+    """Whether exception e is v or in the chain v was raised from (its causes and contexts)."""
+    todo, seen = [v], 0
+    while todo and seen < 64:
+        x = todo.pop()
+        seen += 1
+        if x is e:
             return True
-        v = v.__context__
+        todo += [y for y in (x.__cause__, x.__context__) if y is not None]
     return False
 
 
@@ -265,7 +268,11 @@ class ModuleMarker:
         self.__wrapped__ = wrapped
         self.module_index = module_index
 
-    def __reduce__(self):  # pickled or deep-copied with its module: the forward it wraps
+    # Copied or pickled with its module (an EMA teacher made inside forward): the forward it wraps.
+    def __deepcopy__(self, memo):
+        return copy.deepcopy(self.__wrapped__, memo)
+
+    def __reduce__(self):
         return self.__wrapped__.__reduce__()
 
     def __call__(self, *args, **kwargs):

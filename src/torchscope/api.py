@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections.abc
+import copy
 from typing import Any
 
 import numpy as np
@@ -96,13 +97,15 @@ def _has_iterator(obj) -> bool:
 
 
 def _fresh(obj):
-    """A copy of the list/dict containers among the inputs (tensors shared)."""
+    """A copy of the list/dict containers among the inputs (tensors shared), of the same types."""
     if isinstance(obj, list):
-        return [_fresh(x) for x in obj]
+        out = copy.copy(obj)
+        out[:] = [_fresh(x) for x in obj]
+        return out
     if isinstance(obj, dict):
-        d = obj.copy()
-        for k, v in d.items():
-            d[k] = _fresh(v)
+        d = copy.copy(obj)  # (dict.copy() would turn a subclass into a plain dict)
+        for k in list(d):
+            d[k] = _fresh(d[k])
         return d
     if type(obj) is tuple:
         return tuple(_fresh(x) for x in obj)

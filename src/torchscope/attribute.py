@@ -149,25 +149,43 @@ def _memory(trace: Trace, call_ids, id_to_row, parent, depth, enter, exit_, devi
     return {"allocated": allocated, "freed": freed_b, "retained": retained, "peak": peak}, pass_peak
 
 
-def _marked_ancestor(parent: np.ndarray, marked: np.ndarray, outermost: bool, self_too: bool = True) -> np.ndarray:
-    """Per op: its nearest (or outermost) ancestor with `marked` set, itself included when
-    self_too; -1 if none. One vectorised step per nesting level."""
-    idx = np.arange(len(parent))
-    out = np.where(marked, idx, -1) if self_too else np.full(len(parent), -1, dtype=np.int64)
+def _marked_ancestor(parent: np.ndarray, marked: np.ndarray, outermost: bool, self_too: bool = True,
+                     rows: np.ndarray | None = None) -> np.ndarray:
+    """Per op (or per op of `rows`): its nearest (or outermost) ancestor with `marked` set,
+    itself included when self_too; -1 if none. One vectorised step per nesting level."""
+    idx = np.arange(len(parent)) if rows is None else np.asarray(rows, dtype=np.int64)
+    pos = np.arange(len(idx))  # where each answer goes
+    out = np.where(marked[idx], idx, -1) if self_too else np.full(len(idx), -1, dtype=np.int64)
     if not outermost and self_too:
-        idx = idx[~marked]
-    anc = parent[idx]
+        pos = pos[out < 0]
+    anc = parent[idx[pos]]
     live = anc >= 0
-    idx, anc = idx[live], anc[live]
-    while len(idx):
+    pos, anc = pos[live], anc[live]
+    while len(pos):
         hit = marked[anc]
-        out[idx[hit]] = anc[hit]
+        out[pos[hit]] = anc[hit]
         if not outermost:  # the nearest: done with those
-            idx, anc = idx[~hit], anc[~hit]
+            pos, anc = pos[~hit], anc[~hit]
         anc = parent[anc]
         live = anc >= 0
-        idx, anc = idx[live], anc[live]
+        pos, anc = pos[live], anc[live]
     return out
+
+
+def _outermost_engine(parent: np.ndarray, engine: np.ndarray) -> np.ndarray:
+    """Per op: its outermost engine record (itself included), -1 if none. Engine records
+    normally sit at the top of their thread's op stack: then that is the top ancestor."""
+    nested = engine & (parent >= 0)
+    if nested.any() and not engine[parent[nested]].all():  # an engine under a forward op (rare)
+        return _marked_ancestor(parent, engine, outermost=True)
+    top = np.arange(len(parent))
+    while True:
+        p = parent[top]
+        up = p >= 0
+        if not up.any():
+            break
+        top[up] = p[up]
+    return np.where(engine[top], top, -1)
 
 
 def _end_times(ops, rows) -> np.ndarray:
@@ -198,7 +216,8 @@ def _link_nodes(ops, nodes) -> np.ndarray:
     return np.where((seq >= 0) & (fkeys[pos] == bkeys), fwd[pos], -1)
 
 
-def _backward(trace: Trace, ops, parent, depth, n, engine_ids, backward_op, device_type, call_alias) -> dict:
+def _backward(trace: Trace, ops, parent, depth, n, engine_ids, backward_op, node_fop, device_type,
+              call_alias) -> dict:
     """Backward time per row: each autograd node is linked to the forward op that created it
     (same forward thread and sequence number; the latest op that peeked that number), hence
     to that op's module call (DESIGN.md)."""
@@ -219,7 +238,7 @@ def _backward(trace: Trace, ops, parent, depth, n, engine_ids, backward_op, devi
     dur = (_end_times(ops, timed) - ops[timed, OPC["start"]]).astype(np.float64)
     is_timed = np.zeros(len(ops), dtype=bool)
     is_timed[timed] = True
-    outer = _marked_ancestor(ops[:, OPC["parent"]], is_timed, outermost=False, self_too=False)[timed]
+    outer = _marked_ancestor(ops[:, OPC["parent"]], is_timed, outermost=False, self_too=False, rows=timed)
     slot = np.full(len(ops), -1, dtype=np.int64)
     slot[timed] = np.arange(len(timed))
     nested = outer >= 0
@@ -229,7 +248,7 @@ def _backward(trace: Trace, ops, parent, depth, n, engine_ids, backward_op, devi
         dur = dur - inner
     it = ops[nodes, OPC["iter"]]
 
-    fop = _link_nodes(ops, nodes)
+    fop = node_fop[nodes]
     fcall = np.where(fop >= 0, ops[np.maximum(fop, 0), OPC["call"]], -1)
     fcall = np.where(fcall >= 0, call_alias[np.maximum(fcall, 0)], -1)  # a re-run forward: its module's call
     calls = trace.calls
@@ -272,12 +291,11 @@ def _backward(trace: Trace, ops, parent, depth, n, engine_ids, backward_op, devi
         node_row[timed[mine & (it == 0)]] = row[mine & (it == 0)]
         node_row[nodes[mine & (it == 0)]] = row[mine & (it == 0)]
         is_timed[nodes] = True
-        owner = _marked_ancestor(ops[:, OPC["parent"]], is_timed, outermost=False)  # the innermost node
         mem = trace.mem[trace.mem[:, MEMC["device_type"]] == device_type]
         op = mem[:, MEMC["op"]]
         ev_row = np.full(len(mem), -1, dtype=np.int64)
         has_op = op >= 0
-        ev_owner = owner[op[has_op]]
+        ev_owner = _marked_ancestor(ops[:, OPC["parent"]], is_timed, outermost=False, rows=op[has_op])  # innermost
         ev_row[has_op] = np.where(ev_owner >= 0, node_row[np.maximum(ev_owner, 0)], -1)
         alloc = (ev_row >= 0) & (mem[:, MEMC["bytes"]] > 0)
         self_bytes = np.bincount(ev_row[alloc], weights=mem[alloc, MEMC["bytes"]], minlength=n).astype(np.int64)
@@ -294,12 +312,13 @@ def _backward(trace: Trace, ops, parent, depth, n, engine_ids, backward_op, devi
     }
 
 
-def _backward_calls(trace: Trace, engine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _backward_calls(trace: Trace, engine: np.ndarray, node_fop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per call: made inside an autograd-engine record on its thread (activation checkpointing
     re-runs forwards in the backward; those calls are part of a backward node's time, not
     forward rows), and the call that stands for it: the forward call of the same module that
     created the node re-running it (overlapping that node's forward op), else the module's
-    first forward call of that pass (itself for a forward call)."""
+    first forward call of that pass (itself for a forward call). node_fop: per op, the
+    forward op that created it when it is a backward node (-1 otherwise)."""
     calls, ops = trace.calls, trace.ops
     out, alias = np.zeros(len(calls), dtype=bool), np.arange(len(calls))
     if not len(calls) or not engine.any():
@@ -321,24 +340,35 @@ def _backward_calls(trace: Trace, engine: np.ndarray) -> tuple[np.ndarray, np.nd
     again = np.nonzero(out)[0]
     if not len(again):
         return out, alias
-    nodes = rec[ops[rec, OPC["scope"]] == SCOPE_BACKWARD]
-    n_thread, n_start, n_end = ops[nodes, OPC["thread"]], ops[nodes, OPC["start"]], _end_times(ops, nodes)
-    fop = _link_nodes(ops, nodes)
+    # The node that re-ran a call: the innermost backward node above the call's first op.
+    op_call = ops[:, OPC["call"]]
+    is_node = engine & (ops[:, OPC["scope"]] == SCOPE_BACKWARD)
+    with_ops, first_op = np.unique(op_call, return_index=True)
+    first = np.full(len(calls), -1, dtype=np.int64)
+    first[with_ops[with_ops >= 0]] = first_op[with_ops >= 0]
+    node = np.full(len(calls), -1, dtype=np.int64)
+    has = first[again] >= 0
+    node[again[has]] = _marked_ancestor(ops[:, OPC["parent"]], is_node, outermost=False, rows=first[again[has]])
+    # Forward calls of each (iteration, module), in entry order, for the overlap test.
+    fwd_calls = np.nonzero(~out)[0]
+    key = c_it * (int(mod.max()) + 1) + mod
+    groups: dict = {}
+    for c, k in zip(fwd_calls.tolist(), key[fwd_calls].tolist()):
+        groups.setdefault(k, []).append(c)
     exit_ = calls[:, CALLC["exit"]]
     for c in again.tolist():
-        same = np.nonzero((c_it == c_it[c]) & (mod == mod[c]) & ~out)[0]
-        if not len(same):
+        same = groups.get(int(key[c]))
+        if not same:
             continue
         alias[c] = same[0]
-        inside = np.nonzero((n_thread == c_thread[c]) & (n_start <= enter[c]) & (enter[c] <= n_end))[0]
-        if len(inside):
-            f = fop[inside[np.argmax(n_start[inside])]]  # the innermost node's forward op
-            if f >= 0:
-                f_end = _end_times(ops, [f])[0]
-                hit = (enter[same] <= f_end) & (ops[f, OPC["start"]] <= np.where(exit_[same] >= 0, exit_[same],
-                                                                               enter[same]))
-                if hit.any():
-                    alias[c] = same[np.argmax(hit)]
+        f = node_fop[node[c]] if node[c] >= 0 else -1
+        if f < 0:
+            continue
+        f_start, f_end = ops[f, OPC["start"]], _end_times(ops, [f])[0]
+        for cand in same:  # the forward call whose window overlaps the node's forward op
+            if enter[cand] <= f_end and f_start <= (exit_[cand] if exit_[cand] >= 0 else enter[cand]):
+                alias[c] = cand
+                break
     return out, alias
 
 
@@ -374,7 +404,11 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     op_parent = ops[:, OPC["parent"]]
     engine_ids = np.array([i for i, nm in enumerate(trace.names) if nm.startswith(ENGINE_PREFIX)], dtype=np.int64)
     engine = (ops[:, OPC["scope"]] == SCOPE_BACKWARD) | np.isin(ops[:, OPC["name"]], engine_ids)
-    in_backward, call_alias = _backward_calls(trace, engine)
+    node_fop = np.full(len(ops), -1, dtype=np.int64)  # per backward node: the forward op that created it
+    all_nodes = np.nonzero(ops[:, OPC["scope"]] == SCOPE_BACKWARD)[0]
+    if len(all_nodes):
+        node_fop[all_nodes] = _link_nodes(ops, all_nodes)
+    in_backward, call_alias = _backward_calls(trace, engine, node_fop)
     if in_backward.any():
         idx = trace.index
         again = sorted({idx.names[m] or idx.types[m] for m in calls[in_backward & (it_col == 0), CALLC["module"]]})
@@ -416,9 +450,13 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     backward_op = np.zeros(len(ops), dtype=bool)
     if engine.any():
         # Ops under an engine record belong to the backward pass, unless the engine ran inside
-        # a forward call on its thread (autograd.grad in forward): then they are its forward work.
-        outer = _marked_ancestor(op_parent, engine, outermost=True)
-        e_call = np.where(outer >= 0, op_call[np.maximum(outer, 0)], -1)
+        # a forward call (autograd.grad in forward): then they are its forward work. On a worker
+        # thread (CUDA's device threads) the record's call is the one open on the profiling
+        # thread when it started.
+        outer = _outermost_engine(op_parent, engine)
+        tops = outer == np.arange(len(ops))
+        e_call = _adopt_worker_ops(ops, calls, op_call, tops)
+        e_call = np.where(outer >= 0, e_call[np.maximum(outer, 0)], -1)
         call_in_backward = np.r_[in_backward, True]  # [-1]: no call, as in the backward pass
         backward_op = (outer >= 0) & call_in_backward[e_call]
         forward &= ~backward_op
@@ -427,8 +465,14 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
         # A call that raised, which the model caught (try a fast path, fall back): its ops did
         # no counted work (the failing op is typically a shape check).
         failed = calls[:, CALLC["failed"]] != 0
+        c_parent = calls[:, CALLC["parent"]]
+        while True:  # and the calls inside it (call ids follow entry order: parents come first)
+            more = failed | ((c_parent >= 0) & failed[np.maximum(c_parent, 0)])
+            if (more == failed).all():
+                break
+            failed = more
         forward &= ~np.r_[failed, False][op_call]
-        caught = failed[call_ids]
+        caught = (calls[:, CALLC["failed"]] != 0)[call_ids]
         if caught.any():
             idx = trace.index
             what = sorted({idx.names[m] or idx.types[m] for m in module[caught].tolist()})
@@ -441,7 +485,7 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     enclosing_call = np.where(op_parent >= 0, op_call[np.maximum(op_parent, 0)], -1)
     top = op_mask & ((op_parent < 0) | (enclosing_call != op_call))
     num_ops = subtree_sum(np.bincount(op_row[top], minlength=n), parent, depth)
-    bwd = _backward(trace, ops, parent, depth, n, engine_ids, backward_op, device_type, call_alias)
+    bwd = _backward(trace, ops, parent, depth, n, engine_ids, backward_op, node_fop, device_type, call_alias)
     notes += bwd.pop("notes", [])
 
     mem, peak = _memory(trace, call_ids, id_to_row, parent, depth, enter, exit_, device_type)

@@ -149,12 +149,15 @@ def _put_back(entry, check_values: bool = False):
     t, version, shape, saved = entry
     now = _version(t)
     changed = t.shape != shape or (version is not None and now != version)
-    if not changed and (check_values or version is None) and not t.is_meta:
+    strided = t.layout == torch.strided  # (torch.equal and set_ need dense tensors)
+    if not changed and (check_values or version is None) and not t.is_meta and strided:
         changed = not torch.equal(t, saved)
     if not changed:
         return
     with torch.inference_mode() if t.is_inference() else torch.no_grad():
-        if t.shape == shape:
+        if not strided:
+            t.copy_(saved)
+        elif t.shape == shape:
             try:
                 t.copy_(saved)
             except RuntimeError:  # more than one element refers to one memory location
@@ -177,6 +180,7 @@ class _ModelState:
         """inputs: the input tensors when several passes run (None for one pass)."""
         # from the module index: no second walk over the model
         self.buffers = [e for e in map(_snapshot, buffers) if e is not None]
+        self.lazy = [b for b in buffers if isinstance(b, torch.nn.parameter.UninitializedTensorMixin)]
         # inputs forward may change in place (x.div_(255)): put back before each later pass
         self.inputs = [e for e in map(_snapshot, inputs or ()) if e is not None]
         self.slots = slots  # forward may rebind a buffer (self.steps = self.steps + 1): put the original back
@@ -211,6 +215,9 @@ class _ModelState:
     def after_first_pass(self):
         self.changed_params = [_snapshot(p) for p, v in self.params if v is not None and _version(p) != v]
         self.params = []
+        # lazy buffers the first pass materialised (LazyBatchNorm): kept as after that pass
+        self.buffers += [e for e in map(_snapshot, self.lazy) if e is not None]
+        self.lazy = []
 
     def before_pass(self, first: bool):
         """Every pass starts from the state the user's next call would see."""

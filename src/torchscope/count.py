@@ -372,6 +372,11 @@ _ZERO_MAC = re.compile(
     r"linalg_vector_norm|_weight_norm.*|norm_except_dim|rand.*|uniform_|normal_|random_|exponential_|"
     r"multinomial|nonzero.*|argsort|_?unique.*|one_hot|bucketize|searchsorted|grid_sampler.*|"
     r"affine_grid_generator|"
+    # gradients of elementwise ops, norms and pooling (autograd.grad inside a forward)
+    r"(tanh|sigmoid|threshold|relu|gelu|silu|hardtanh|hardswish|hardsigmoid|leaky_relu|elu|softplus|mish|"
+    r"_softmax|_log_softmax|native_dropout|native_layer_norm|native_batch_norm|native_group_norm|"
+    r"embedding_dense|max_pool\dd_with_indices|avg_pool\dd|adaptive_avg_pool\dd|upsample.*|"
+    r"_adaptive_avg_pool\dd)_backward.*|"
     # losses: elementwise terms and reductions
     r"l1_loss|smooth_l1_loss|huber_loss|mse_loss|nll_loss.*|cross_entropy_loss|binary_cross_entropy.*|"
     r"kl_div|soft_margin_loss|hinge_embedding_loss|margin_ranking_loss|cosine_embedding_loss|"
@@ -387,8 +392,8 @@ def op_formula_flags(names: list) -> tuple[np.ndarray, np.ndarray]:
     """Per op-name id: has a MAC formula / is zero-MAC by convention."""
     cache = _ZERO_MAC_CACHE
     for nm in names:
-        if nm not in cache:
-            cache[nm] = bool(_ZERO_MAC.match(nm))
+        if nm not in cache:  # (autograd-engine wrappers, run by autograd.grad inside a forward: no work)
+            cache[nm] = bool(_ZERO_MAC.match(nm)) or nm.startswith("autograd::engine::")
     has = np.fromiter((n in MAC_FORMULAS for n in names), dtype=bool, count=len(names))
     zero = np.fromiter((cache[n] for n in names), dtype=bool, count=len(names))
     return has, zero
