@@ -173,3 +173,35 @@ def test_unknown_ops_module_is_an_error_before_the_table(capsys):
     assert cli.main(["--iters", "1", "--warmup", "0", "--ops", "nope"]) == 2
     captured = capsys.readouterr()
     assert "--ops nope: no such module" in captured.err and "Layer (type)" not in captured.out
+
+
+def test_table_options_and_output_paths_checked_before_profiling(tmp_path, capsys, monkeypatch):
+    import torchscope
+    ran = []
+    monkeypatch.setattr(torchscope, "profile_summary", lambda *a, **k: ran.append(1))
+    for bad, msg in ((["--sort", "bogus"], "--sort bogus"), (["--columns", "params,bogus"], "bogus"),
+                     (["--depth", "-1"], "depth=-1"), (["--json", str(tmp_path / "no" / "x.json")], "does not exist"),
+                     (["--dtype", "float16"], "brings its own example input")):
+        assert cli.main(bad) == 2, bad
+        assert msg in capsys.readouterr().err
+    assert not ran  # nothing profiled
+    monkeypatch.undo()
+    png = tmp_path / "w"
+    assert cli.main(["--iters", "1", "--warmup", "0", "--depth", "0", "--columns", "params, macs",
+                     "--plot-weights", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {png}.png" in out and (tmp_path / "w.png").exists()
+
+
+def test_table_is_ascii_when_stdout_cannot_print_unicode(monkeypatch):
+    import io
+
+    import torch
+    from torch import nn
+
+    import torchscope
+    s = torchscope.profile_summary(nn.Linear(4, 2), torch.randn(2, 4), verbose=0)
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    text = str(s)
+    text.encode("ascii")  # no box drawing, no µ
+    assert "=====" in text

@@ -172,3 +172,24 @@ def test_noise_floor_and_malformed_rows(jsons, tmp_path, capsys):
 def test_negative_absolute_time_limit_is_printed_in_units(jsons):
     res = diff(jsons["base"], jsons["base"], max_time="-5ms")
     assert res.exit_code == 1 and "--max-time -5.00 ms" in res.text
+
+
+def test_negative_limit_ignores_the_noise_floor_and_bad_files_are_input_errors(tmp_path, capsys):
+    import dataclasses
+    t = dataclasses.replace(parse_threshold("-50%", "time"), floor=1e6)  # the pytest plugin's noise floor
+    assert t.limit(20_000) == -10_000  # demands a decrease; not "allow +1 ms"
+    assert parse_threshold("10%", "time").limit(100) == 10
+    s = profile_summary(nn.Linear(4, 2), torch.randn(2, 4), verbose=0)
+    good = tmp_path / "good.json"
+    export.to_json(s, str(good))
+    for bad_field, value in (("meta", "x"), ("total_params", "abc"), ("total_params", True)):
+        d = json.loads(good.read_text())
+        d[bad_field] = value
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(d))
+        assert cli.main(["diff", str(good), str(bad), "--max-params", "0"]) == 2, bad_field
+        assert "not a valid torchscope summary" in capsys.readouterr().err
+    d = json.loads(good.read_text())
+    d["rows"][0]["fwd_time_ns"] = "fast"
+    with pytest.raises(ValueError, match="row 0 has fwd_time_ns='fast'"):
+        export.from_dict(d)

@@ -232,7 +232,7 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     try:
         trace = _capture.capture(model, run, warmup=warmup, iters=iters, record_shapes=record_shapes,
                                  record_memory=record_memory, keep_output=keep_output,
-                                 progress=progress if verbose else False,
+                                 progress=progress if verbose or progress is not None else False,
                                  # memory: torch reports the free of a block only if it saw its allocation
                                  record_warmup=backward or record_memory,
                                  inputs=_tensors(inputs))

@@ -302,6 +302,28 @@ def _diff_cmd(args) -> int:
     return res.exit_code
 
 
+def _check_table_options(args):
+    """Table options and output paths, checked before the (possibly long) profile."""
+    from .report import _SORT_FIELDS, check_depth, table_columns
+    if args.columns:
+        args.columns = ",".join(c.strip() for c in args.columns.split(","))
+    try:
+        check_depth(args.depth)
+        if args.columns:
+            table_columns(args.columns.split(","), "--columns")
+    except ValueError as e:
+        raise CliError(_one_line(e)) from None
+    if args.sort is not None and args.sort not in _SORT_FIELDS:
+        raise CliError(f"--sort {args.sort}: choose one of {', '.join(_SORT_FIELDS)}")
+    if args.plot_weights and not os.path.splitext(args.plot_weights)[1]:
+        args.plot_weights += ".png"  # (matplotlib would add it, and we would name the wrong file)
+    for opt in ("json", "csv", "trace", "plot_weights"):
+        path = getattr(args, opt)
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):
+            raise CliError(f"--{opt.replace('_', '-')} {path}: folder {folder} does not exist")
+
+
 def _profile_cmd(args) -> int:
     if args.iters < 1:
         raise CliError(f"--iters must be >= 1, got {args.iters}")
@@ -309,6 +331,7 @@ def _profile_cmd(args) -> int:
         raise CliError(f"--warmup must be >= 0, got {args.warmup}")
     if args.top is not None and args.top < 1:
         raise CliError(f"--top must be >= 1, got {args.top}")
+    _check_table_options(args)
     sizes = [parse_size(s) for s in (args.input_size or [])]
     import torch
 
@@ -343,6 +366,9 @@ def _profile_cmd(args) -> int:
         inputs = make_inputs(model, sizes, args.dtype, device)
         inputs = inputs[0] if len(inputs) == 1 else tuple(inputs)
     elif example is not None:
+        if args.dtype:
+            raise CliError(f"--dtype {' '.join(args.dtype)} applies to inputs made from --input-size; "
+                           f"{label} brings its own example input (give --input-size to choose)")
         inputs = example
     else:
         raise CliError(f"--input-size is required for {args.model} (e.g. --input-size 1,3,224,224)")
@@ -353,7 +379,7 @@ def _profile_cmd(args) -> int:
           f"{shown[0] if len(shown) == 1 else shown}")
     columns = args.columns.split(",") if args.columns else None
     s = torchscope.profile_summary(model, inputs, device=device, backward=args.backward, depth=args.depth,
-                                   warmup=args.warmup, iters=args.iters, verbose=0,
+                                   warmup=args.warmup, iters=args.iters, verbose=0, progress=sys.stderr.isatty(),
                                    weight_stats=any(c.strip().startswith("w_") for c in columns or ()))
     names = {r.name for r in s.rows}
     unknown = [n for n in args.ops or [] if n not in names]

@@ -47,7 +47,8 @@ class Threshold:
         if not self.relative:
             return self.value
         limit = abs(base) * self.value / 100.0
-        return max(limit, self.floor) if self.floor > 0 else limit
+        # (a negative limit demands a decrease: the noise floor must not turn it into an allowance)
+        return max(limit, self.floor) if self.floor > 0 and self.value >= 0 else limit
 
 
 def parse_threshold(text, kind: str) -> Threshold:
@@ -115,6 +116,14 @@ def load(src) -> dict:
     if d.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"unsupported torchscope summary schema_version {d.get('schema_version')!r} "
                          f"(this torchscope reads {SCHEMA_VERSION})")
+    bad = [f"{k}={d[k]!r}" for k in ("total_params", "trainable_params", "total_macs", "total_time_ns",
+                                     "peak_memory")
+           if d.get(k) is not None and (isinstance(d[k], bool) or not isinstance(d[k], (int, float)))]
+    bad += [f"{k}={d[k]!r}" for k, t in (("meta", dict), ("notes", list), ("uncounted_ops", dict))
+            if d.get(k) is not None and not isinstance(d[k], t)]
+    if bad:
+        raise ValueError(f"not a valid torchscope summary: {', '.join(bad)} (edited by hand? write it again "
+                         "with torchscope ... --json PATH)")
     return d
 
 

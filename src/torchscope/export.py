@@ -102,6 +102,30 @@ def _column(values: list, name: str):
     return list(values)
 
 
+_TEXT_FIELDS = ("name", "type")
+_SHAPE_FIELDS = ("input_shapes", "output_shapes", "kernel_size")
+
+
+def _check_rows(rows):
+    """One clear error for a hand-edited file, instead of a numpy error later."""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError("not a valid torchscope summary: 'rows' must be a list of objects")
+    for i, r in enumerate(rows):
+        for k, v in r.items():
+            if k in _TEXT_FIELDS:
+                ok = isinstance(v, str)
+            elif k in _SHAPE_FIELDS or k not in ROW_FIELDS:
+                ok = True
+            elif k == "repeat":
+                ok = isinstance(v, bool) or v is None
+            else:  # numbers, or null where not measured
+                ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+            if not ok:
+                raise ValueError(f"not a valid torchscope summary: row {i} has {k}={v!r}")
+        if r.get("params") is None and "params" in r:
+            raise ValueError(f"not a valid torchscope summary: row {i} has params=None (every row has a count)")
+
+
 def from_dict(d: dict) -> ProfileSummary:
     """Rebuild a ProfileSummary from to_dict()/to_json() output; str() prints the same table.
 
@@ -116,6 +140,7 @@ def from_dict(d: dict) -> ProfileSummary:
                          + ("; upgrade torchscope to read it" if isinstance(version, int)
                             and version > SCHEMA_VERSION else ""))
     rows = d["rows"]
+    _check_rows(rows)
     fields = list(ROW_FIELDS) + [k for r in rows[:1] for k in r if k not in ROW_FIELDS]
     columns = {f: _column([r.get(f) for r in rows], f) for f in fields}
     for f in _NUMERIC_ALWAYS:  # the table indexes these with numpy masks, even when empty

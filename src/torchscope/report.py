@@ -411,6 +411,15 @@ def _unique_cells(values, fmt, n: int = 0, fmt_many=None):
     return np.array(cells, dtype=object), inv.reshape(-1)
 
 
+def _stdout_takes_unicode() -> bool:
+    """Whether the box-drawing and µ characters can be printed (else the table is ASCII)."""
+    try:
+        "═─µ".encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+        return True
+    except (UnicodeEncodeError, LookupError):
+        return False
+
+
 def _lower_bound_cells(cells, flagged, zero):
     """MAC cells of rows with uncounted ops: the value is a lower bound ("4.10K+"), or unknown ("?")."""
     if not flagged.any():
@@ -587,7 +596,8 @@ class ProfileSummary:
         if rows is None:  # each tool's default: torchinfo numbers its rows (depth-idx)
             rows = frozenset({"depth"}) if style == "torchinfo" else frozenset()
         if ascii_only is None:
-            ascii_only = "ascii_only" in rows or os.environ.get("TORCHSCOPE_ASCII") == "1"
+            ascii_only = ("ascii_only" in rows or os.environ.get("TORCHSCOPE_ASCII") == "1"
+                          or not _stdout_takes_unicode())
         ascii_only = bool(ascii_only) or "ascii_only" in rows
         if max_width is None and tty and style == "torchscope" and sys.stdout.isatty():
             max_width = shutil.get_terminal_size((200, 24)).columns
