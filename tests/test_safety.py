@@ -381,3 +381,35 @@ def test_caught_failure_excludes_its_children_and_lazy_buffers_end_as_after_one_
     m = nn.Sequential(nn.Linear(4, 4), nn.LazyBatchNorm1d())
     profile_summary(m, x, warmup=1, iters=3, verbose=0)
     assert torch.allclose(m[1].running_mean, one)  # not four passes of momentum
+
+
+def test_frozen_dict_input_scalar_kwarg_and_lazy_batchnorm_counter(seed):
+    class Frozen(dict):
+        def __setitem__(self, k, v):
+            raise TypeError("frozen")
+
+    class Get(nn.Module):
+        def forward(self, batch, scale=None):
+            return batch["x"] * (1 if scale is None else scale)
+
+    s = profile_summary(Get(), (Frozen(x=torch.ones(1, 2)),), verbose=0)
+    assert s.rows[0].output_shapes == torch.Size([1, 2])
+    s = profile_summary(Get(), {"batch": {"x": torch.ones(1, 2)}, "scale": torch.tensor(0.5)}, verbose=0)
+    assert "scale: []" in str(s.table(columns=["input_shape"]))  # a 0-dim tensor input is shown
+    x = torch.randn(8, 4)
+    ref, m = nn.LazyBatchNorm1d(momentum=None), nn.LazyBatchNorm1d(momentum=None)
+    ref(x)
+    profile_summary(m, x, warmup=1, iters=3, verbose=0)
+    assert int(m.num_batches_tracked) == int(ref.num_batches_tracked) == 1
+    assert torch.allclose(m.running_mean, ref.running_mean)
+
+
+def test_affine_grid_is_counted_or_listed_never_zero():
+    import torch.nn.functional as F
+
+    class Grid(nn.Module):
+        def forward(self, theta):
+            return F.affine_grid(theta, (8, 1, 32, 32), align_corners=False)
+
+    s = profile_summary(Grid(), torch.randn(8, 2, 3), verbose=0)
+    assert s.total_macs == 8 * 32 * 32 * 3 * 2 or "aten::affine_grid_generator" in s.uncounted_ops

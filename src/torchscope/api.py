@@ -98,15 +98,18 @@ def _has_iterator(obj) -> bool:
 
 def _fresh(obj):
     """A copy of the list/dict containers among the inputs (tensors shared), of the same types."""
-    if isinstance(obj, list):
-        out = copy.copy(obj)
-        out[:] = [_fresh(x) for x in obj]
-        return out
-    if isinstance(obj, dict):
-        d = copy.copy(obj)  # (dict.copy() would turn a subclass into a plain dict)
-        for k in list(d):
-            d[k] = _fresh(d[k])
-        return d
+    try:  # same type (dict.copy() would turn a subclass into a plain dict)
+        if isinstance(obj, list):
+            out = copy.copy(obj)
+            out[:] = [_fresh(x) for x in obj]
+            return out
+        if isinstance(obj, dict):
+            d = copy.copy(obj)
+            for k in list(d):
+                d[k] = _fresh(d[k])
+            return d
+    except TypeError:  # a subclass that forbids item assignment (a frozen dict): a plain copy
+        return [_fresh(x) for x in obj] if isinstance(obj, list) else {k: _fresh(v) for k, v in obj.items()}
     if type(obj) is tuple:
         return tuple(_fresh(x) for x in obj)
     return obj

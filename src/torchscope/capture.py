@@ -215,9 +215,16 @@ class _ModelState:
     def after_first_pass(self):
         self.changed_params = [_snapshot(p) for p, v in self.params if v is not None and _version(p) != v]
         self.params = []
-        # lazy buffers the first pass materialised (LazyBatchNorm): kept as after that pass
-        self.buffers += [e for e in map(_snapshot, self.lazy) if e is not None]
-        self.lazy = []
+        # Lazy buffers the first pass materialised (LazyBatchNorm) have no earlier state: they and
+        # the other buffers of their modules (num_batches_tracked) are kept as after that pass.
+        if self.lazy:
+            lazy = {id(b) for b in self.lazy}
+            owners = {id(m) for m, _n, b in self.slots if id(b) in lazy}
+            with_them = {id(b) for m, _n, b in self.slots if id(m) in owners}
+            self.buffers = [e for e in self.buffers if id(e[0]) not in with_them]
+            self.buffers += [e for e in map(_snapshot, (b for m, _n, b in self.slots if id(m) in owners))
+                             if e is not None]
+            self.lazy = []
 
     def before_pass(self, first: bool):
         """Every pass starts from the state the user's next call would see."""

@@ -370,8 +370,8 @@ _ZERO_MAC = re.compile(
     r"softshrink|log_sigmoid.*|addcmul_?|addcdiv_?|lerp_?|minimum|maximum|fmod_?|remainder_?|"
     r"__i?(and|or|xor|lshift|rshift)__|broadcast_tensors|meshgrid|swapaxes_?|swapdims_?|matrix_H|"
     r"linalg_vector_norm|_weight_norm.*|norm_except_dim|rand.*|uniform_|normal_|random_|exponential_|"
-    r"multinomial|nonzero.*|argsort|_?unique.*|one_hot|bucketize|searchsorted|grid_sampler.*|"
-    r"affine_grid_generator|"
+    r"multinomial|nonzero.*|argsort|_?unique.*|one_hot|bucketize|searchsorted|grid_sampler.*|normal|"
+    r"pixel_(un)?shuffle|channel_shuffle|im2col|col2im|"
     # gradients of elementwise ops, norms and pooling (autograd.grad inside a forward)
     r"(tanh|sigmoid|threshold|relu|gelu|silu|hardtanh|hardswish|hardsigmoid|leaky_relu|elu|softplus|mish|"
     r"_softmax|_log_softmax|native_dropout|native_layer_norm|native_batch_norm|native_group_norm|"

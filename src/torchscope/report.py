@@ -124,7 +124,7 @@ def fmt_shape(s) -> str:
     if isinstance(s, tuple):
         return "(" + ", ".join(fmt_shape(x) for x in s) + ")" if s else "-"
     if isinstance(s, dict):  # non-tensor entries (use_cache=True, mask=None, ()) left out
-        kept = [(k, v) for k, v in s.items() if v is not None and not (isinstance(v, tuple) and not v)]
+        kept = [(k, v) for k, v in s.items() if v is not None and not (type(v) is tuple and not v)]
         return "{" + ", ".join(f"{k}: {fmt_shape(v)}" for k, v in kept) + "}" if kept else "-"
     return "-"
 
@@ -219,7 +219,7 @@ def fmt_shape_as(s, run_batch=None, label=None, parens=False, empty="-") -> str:
     if isinstance(s, tuple):
         return "(" + ", ".join(fmt_shape_as(x, run_batch, label, parens, empty) for x in s) + ")" if s else empty
     if isinstance(s, dict):  # non-tensor entries (use_cache=True, mask=None, ()) left out
-        kept = [(k, v) for k, v in s.items() if v is not None and not (isinstance(v, tuple) and not v)]
+        kept = [(k, v) for k, v in s.items() if v is not None and not (type(v) is tuple and not v)]
         return ("{" + ", ".join(f"{k}: {fmt_shape_as(v, run_batch, label, parens, empty)}" for k, v in kept) + "}"
                 if kept else empty)
     return empty
