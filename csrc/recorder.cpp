@@ -180,8 +180,11 @@ inline void encode_tensor(const at::Tensor& t, std::vector<int64_t>& out) {
     return;
   }
   auto dtype = static_cast<int64_t>(t.scalar_type());
-  // sizes() throws on these (DESIGN.md): record the dtype only.
-  if (t.is_nested() || t.unsafeGetTensorImpl()->has_symbolic_sizes_strides()) {
+  // sizes() throws on these (DESIGN.md): record the dtype only. A functorch batched tensor
+  // (vmap, jacrev) reports one sample's sizes: opaque too, so the formula steps aside and the
+  // real batched ops underneath are counted.
+  if (t.is_nested() || t.unsafeGetTensorImpl()->has_symbolic_sizes_strides() ||
+      t.key_set().has(c10::DispatchKey::FuncTorchBatched)) {
     out.push_back(kArgOpaqueTensor);
     out.push_back(dtype);
     return;

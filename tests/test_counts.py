@@ -236,3 +236,51 @@ def test_masks_grids_and_losses_are_zero_mac_not_unknown():
     s = profile_summary(M(), torch.randn(4, 8), verbose=0)
     assert s.total_macs == 4 * 8 * 8 and list(s.uncounted_ops) == [count.ZERO_MAC_KEY]
     assert "+" not in str(s).splitlines()[3]
+
+
+def test_vmap_counts_the_batch_and_python_functions_are_transparent_scopes():
+    from torch.func import vmap
+
+    class VM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(64, 64)
+
+        def forward(self, x):
+            return vmap(self.lin)(x)  # the linear sees one sample's sizes; its mm the batch's
+
+    s = profile_summary(VM(), torch.randn(100, 64), verbose=0)
+    assert s.total_macs == 100 * 64 * 64
+
+    class Scale(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    class Inv(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return torch.linalg.inv(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return Inv.apply(Scale.apply(self.l(x)))
+
+    m = M()
+    m.l.register_full_backward_hook(lambda *a: None)
+    s = profile_summary(m, torch.randn(4, 4), verbose=0)
+    real = [k for k in s.uncounted_ops if not k.startswith("(")]
+    assert real and all("linalg" in k for k in real), real  # not Scale, Inv or BackwardHookFunction
+    assert "Total MACs: 64+" in str(s)  # a lower bound: the inverse is not counted

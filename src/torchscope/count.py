@@ -372,6 +372,10 @@ _ZERO_MAC = re.compile(
     r"linalg_vector_norm|_weight_norm.*|norm_except_dim|rand.*|uniform_|normal_|random_|exponential_|"
     r"multinomial|nonzero.*|argsort|_?unique.*|one_hot|bucketize|searchsorted|grid_sampler.*|normal|"
     r"pixel_(un)?shuffle|channel_shuffle|im2col|col2im|"
+    # quantization bookkeeping (the quantized:: compute ops themselves are listed: no formula)
+    r"quantize_per_tensor.*|quantize_per_channel|dequantize|int_repr|q_scale|q_zero_point|q_per_channel_.*|"
+    r"_make_per_(tensor|channel)_quantized_tensor|_?fake_quantize.*|_fused_moving_avg_obs_fq_helper|"
+    r"fused_moving_avg_obs_fake_quant|_choose_qparams_per_tensor|choose_qparams.*|"
     # gradients of elementwise ops, norms and pooling (autograd.grad inside a forward)
     r"(tanh|sigmoid|threshold|relu|gelu|silu|hardtanh|hardswish|hardsigmoid|leaky_relu|elu|softplus|mish|"
     r"_softmax|_log_softmax|native_dropout|native_layer_norm|native_batch_norm|native_group_norm|"
@@ -476,8 +480,11 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
         if not again:
             break
 
-    # Ops with a counted descendant or ancestor are accounted for.
-    open_ = mask & ~counted & ~_above(counted, parent) & ~_under(counted, parent)
+    # Ops with a counted descendant or ancestor are accounted for. Scopes that are not
+    # dispatcher ops (a Python autograd.Function, record_function) hold no work of their own:
+    # their children stand for themselves.
+    scope = np.fromiter(("::" not in n for n in names), dtype=bool, count=len(names))[name] & ~has[name]
+    open_ = mask & ~counted & ~_above(counted, parent) & ~_under(counted, parent) & ~scope
     # Report each uncounted chain once: at the outermost failed formula op inside it (the
     # actionable name), else at its top.
     failed &= open_

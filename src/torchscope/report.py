@@ -798,7 +798,10 @@ class ProfileSummary:
     def _macs_line(self):
         if self.total_macs is None:
             return f"Total MACs: not counted ({self._macs_not_counted()})"
-        return f"Total MACs: {fmt_count(self.total_macs)}   (FLOPs: {fmt_count(self.total_flops)})"
+        unknown = any(not k.startswith("(") for k in self.uncounted_ops)  # a lower bound then
+        plus = "+" if unknown else ""
+        return (f"Total MACs: {fmt_count(self.total_macs)}{plus}   (FLOPs: {fmt_count(self.total_flops)}{plus})"
+                + ("   lower bound: see the uncounted ops" if unknown else ""))
 
     def _uncounted_line(self):
         real = {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
