@@ -83,6 +83,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     d["parent"] = to_array(std::move(t.parent), 0);
     d["depth"] = to_array(std::move(t.depth), 0);
     d["region"] = to_array(std::move(t.region), 0);
+    d["shared_modules"] = t.shared_modules;
     return d;
   });
   m.def("tensor_stats", [](py::list modules, py::object uninitialized_type) {

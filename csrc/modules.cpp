@@ -597,7 +597,11 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
     PyObject *key, *child;
     bool descended = false;
     while (ok && !descended && PyDict_Next(stack[top].children, &stack[top].pos, &key, &child)) {
-      if (child == Py_None || !seen.insert(child).second) continue;
+      if (child == Py_None) continue;
+      if (!seen.insert(child).second) {
+        out->shared_modules = true;
+        continue;
+      }
       PyObject* prefix = stack[top].prefix;
       PyObject* qual = PyUnicode_GET_LENGTH(prefix) ? PyUnicode_FromFormat("%U.%S", prefix, key) : PyObject_Str(key);
       if (!qual) {

@@ -46,6 +46,7 @@ struct ModuleTree {  // pre-order, each module once (named_modules() semantics)
   PyObject* buffer_slots = nullptr; // list of (module, name, tensor): every registered buffer
   std::vector<int64_t> parent, depth;
   std::vector<int64_t> region;      // RegionKind per module
+  bool shared_modules = false;      // a module is the child of more than one parent
 };
 enum RegionKind : int64_t { kRegionNone = 0, kRegionCompiledInPlace = 1, kRegionCompiled = 2,
                             kRegionScripted = 3 };

@@ -561,3 +561,40 @@ def test_pms_form_passes_a_single_list_as_one_argument(seed):
 
     s = summary(Stacks(), [torch.randn(4), torch.randn(4)], print_summary=False)
     assert s.total_macs == 2 * 4 * 2
+
+
+def test_module_under_two_parents_counts_in_both_and_torchsummary_says_why_rows_differ():
+    shared = nn.Linear(4, 4)
+
+    class TwoParents(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p, self.q = nn.Sequential(shared, nn.ReLU()), nn.Sequential(shared, nn.Tanh())
+
+        def forward(self, x):
+            return self.q(self.p(x))
+
+    m = TwoParents()
+    s = summary(m, input_data=torch.randn(2, 4), verbose=0)
+    assert s.row("q").params == sum(p.numel() for p in m.q.parameters()) == 20 and s.total_params == 20
+
+    class HoldsOwn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale, self.l = nn.Parameter(torch.ones(4)), nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.l(x) * self.scale
+
+    text = str(summary(HoldsOwn(), (4,), batch_size=-1, verbose=0))
+    assert "Total params: 24" in text and "the rows add up to 20" in text
+
+
+def test_torchinfo_style_has_no_marker_legend():
+    class Inv(nn.Module):
+        def forward(self, x):
+            return torch.linalg.inv(x)
+
+    s = summary(nn.Sequential(nn.Linear(4, 4), Inv()), input_data=torch.randn(4, 4), verbose=0)
+    assert "lower bound, ? unknown" not in s.table(style="torchinfo")
+    assert "lower bound, ? unknown" in s.table(style="torchscope")

@@ -284,3 +284,14 @@ def test_vmap_counts_the_batch_and_python_functions_are_transparent_scopes():
     real = [k for k in s.uncounted_ops if not k.startswith("(")]
     assert real and all("linalg" in k for k in real), real  # not Scale, Inv or BackwardHookFunction
     assert "Total MACs: 64+" in str(s)  # a lower bound: the inverse is not counted
+
+
+def test_range_max_by_blocks_matches_a_scan():
+    import numpy as np
+
+    from torchscope.attribute import _range_max
+    rng = np.random.default_rng(0)
+    a = rng.integers(-10**6, 10**6, 300_000).astype(np.int64)  # above the sparse-table size
+    lo = rng.integers(0, len(a) - 1, 300)
+    hi = np.minimum(lo + rng.integers(1, 5000, 300) * rng.integers(1, 60, 300), len(a))
+    assert (_range_max(a, lo, hi) == np.array([a[x:y].max() for x, y in zip(lo, hi)])).all()

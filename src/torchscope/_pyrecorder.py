@@ -408,14 +408,18 @@ def walk_modules(root, script_module_type):
                 buffers.append(b)
         me = len(mods) - 1
         for key, child in md.get("_modules", {}).items():
-            if child is None or id(child) in seen:
+            if child is None:
+                continue
+            if id(child) in seen:
+                shared[0] = True  # a module under two parents (see the C walk)
                 continue
             seen.add(id(child))
             visit(child, f"{name}.{key}" if name else str(key), me, d + 1)
 
+    shared = [False]
     visit(root, "", -1, 0)
     return {"modules": mods, "names": names, "types": types, "kernel_size": kernel, "buffers": buffers,
-            "buffer_slots": slots,
+            "buffer_slots": slots, "shared_modules": shared[0],
             "parent": np.array(parent, dtype=np.int64), "depth": np.array(depth, dtype=np.int64),
             "region": np.array(region, dtype=np.int64)}
 

@@ -66,21 +66,48 @@ def _children_sum(values: np.ndarray, parent: np.ndarray) -> np.ndarray:
     return out
 
 
-def _range_max(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """max(a[lo:hi]) for many ranges at once (sparse table); requires lo < hi."""
+def _sparse_table_max(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(a[lo:hi]) for many ranges at once (sparse table, n log n memory); requires lo < hi."""
     n = len(a)
-    levels = [a]
+    table = [a]
     span = 1
     while span * 2 <= n:
-        prev = levels[-1]
-        levels.append(np.maximum(prev[:-span], prev[span:]))
+        prev = table[-1]
+        table.append(np.maximum(prev[:-span], prev[span:]))
         span *= 2
-    table = np.full((len(levels), n), np.iinfo(np.int64).min, dtype=np.int64)
-    for k, lv in enumerate(levels):
-        table[k, : len(lv)] = lv
-    length = hi - lo
-    k = np.floor(np.log2(np.maximum(length, 1))).astype(np.int64)
-    return np.maximum(table[k, lo], table[k, hi - (1 << k)])
+    k = np.floor(np.log2(np.maximum(hi - lo, 1))).astype(np.int64)
+    out = np.empty(len(lo), dtype=a.dtype)
+    for level in np.unique(k).tolist():
+        m = k == level
+        out[m] = np.maximum(table[level][lo[m]], table[level][hi[m] - (1 << level)])
+    return out
+
+
+_BLOCK = 1024
+
+
+def _range_max(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(a[lo:hi]) for many ranges at once; requires lo < hi. Long arrays (millions of memory
+    events) go by blocks: a sparse table over block maxima plus the partial blocks at the ends,
+    so memory stays O(n) instead of O(n log n)."""
+    n = len(a)
+    if n <= 64 * _BLOCK:
+        return _sparse_table_max(a, lo, hi)
+    nb = -(-n // _BLOCK)
+    padded = np.full(nb * _BLOCK, np.iinfo(np.int64).min, dtype=np.int64)
+    padded[:n] = a
+    block_max = padded.reshape(nb, _BLOCK).max(axis=1)
+    out = np.empty(len(lo), dtype=np.int64)
+    b_lo, b_hi = lo // _BLOCK, (hi - 1) // _BLOCK
+    inner = b_hi - b_lo >= 2
+    if inner.any():
+        out[inner] = _sparse_table_max(block_max, b_lo[inner] + 1, b_hi[inner])
+    out[~inner] = np.iinfo(np.int64).min
+    for i in np.nonzero(b_hi > b_lo)[0].tolist():  # the partial blocks at both ends
+        out[i] = max(out[i], a[lo[i]:(b_lo[i] + 1) * _BLOCK].max(), a[b_hi[i] * _BLOCK:hi[i]].max())
+    for i in np.nonzero(b_hi == b_lo)[0].tolist():
+        out[i] = a[lo[i]:hi[i]].max()
+    return out
 
 
 def _memory(trace: Trace, call_ids, id_to_row, parent, depth, enter, exit_, device_type):

@@ -59,6 +59,7 @@ class ModuleIndex:
     kernel_size: list = dataclasses.field(default_factory=list)  # instance attribute or None, per module
     buffers: list = dataclasses.field(default_factory=list)  # distinct buffer tensors of the model
     buffer_slots: list = dataclasses.field(default_factory=list)  # (module, name, tensor) per registered buffer
+    shared_modules: bool = False  # a module is the child of two parents (the tree keeps its first)
 
 
 # Modules whose forward runs compiled code that must not call Python markers
@@ -86,7 +87,7 @@ def module_index(model: torch.nn.Module) -> ModuleIndex:
                 opaque[i] = True
 
     return ModuleIndex(w["names"], w["types"], w["modules"], parent, w["depth"], opaque, regions,
-                       w["kernel_size"], w["buffers"], w["buffer_slots"])
+                       w["kernel_size"], w["buffers"], w["buffer_slots"], w["shared_modules"])
 
 
 def _install_markers(mods, how=None):

@@ -555,7 +555,7 @@ def tensor_counts(index) -> TensorCounts:
         raise ValueError(f"lazy module(s) {where} still have uninitialized parameters, so their size is "
                          "unknown; run the model once (or profile on a real device) before summarising")
     own, own_tr = s["own_params"], s["own_trainable"]
-    if s["shared"]:  # a module's row counts every parameter it uses, shared or not
+    if s["shared"] or index.shared_modules:  # a module's row counts every parameter it uses, shared or not
         total = np.array([sum(p.numel() for p in m.parameters()) for m in index.modules], dtype=np.int64)
         total_tr = np.array([sum(p.numel() for p in m.parameters() if p.requires_grad)
                              for m in index.modules], dtype=np.int64)

@@ -803,14 +803,15 @@ class ProfileSummary:
         return (f"Total MACs: {fmt_count(self.total_macs)}{plus}   (FLOPs: {fmt_count(self.total_flops)}{plus})"
                 + ("   lower bound: see the uncounted ops" if unknown else ""))
 
-    def _uncounted_line(self):
+    def _uncounted_line(self, legend: bool = False):
+        """legend: the style marks lower-bound MAC cells (+, ?), say what they mean."""
         real = {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
         if not real:
             return []
         lines = ["Uncounted ops (no MAC formula; totals exclude them): "
                  + ", ".join(f"{k} x{v}" for k, v in sorted(real.items()))]
         unc = self._cols.get("macs_uncounted_ops")
-        if unc is not None and (np.asarray(unc) > 0).any():
+        if legend and unc is not None and (np.asarray(unc) > 0).any():
             lines.append("MACs marked + are a lower bound, ? unknown: the row runs uncounted ops")
         return lines
 
@@ -855,7 +856,7 @@ class ProfileSummary:
                                                      sorted(self.param_bytes_by_dtype.items()))
                          + (f"; buffers {fmt_bytes(self.buffer_bytes)}" if self.buffer_bytes else ""))
         lines.append(self._macs_line())
-        lines += self._uncounted_line()
+        lines += self._uncounted_line(legend=True)
         bwd = getattr(self, "backward_time_ns", None)
         if self.total_time_ns is not None:  # the whole measured pass: with backward, that is in it too
             ran_backward = bwd is not None or self.meta.get("pass") == "forward + backward"
@@ -950,7 +951,7 @@ class ProfileSummary:
     def _grid_torchsummary(self, v):
         a = v.a
         # At the depth limit a module stands for its hidden subtree (containers too), so the
-        # rows still add up to the total.
+        # rows still add up to the total (a footer line says when they cannot).
         keep = np.array([k for k in range(v.n) if v.depth[k] >= 1
                          and (v.types[k] not in _CONTAINERS or v.depth[k] == a.depth)
                          and (a.depth is None or v.depth[k] <= a.depth)
@@ -961,8 +962,14 @@ class ProfileSummary:
         labels = [f"{v.types[k]}-{i + 1}" for i, k in enumerate(keep.tolist())]
         columns = [("Layer (type)", _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["torchsummary"]), keep, v)
-        return {"columns": columns, "footer": [self._param_lines(), self._memory_lines(mib=True),
-                                               self._note_lines()]}
+        shown = v.own("params")[keep]  # what the Param # column holds (see _cells)
+        if a.depth is not None:
+            shown = np.where(v.depth[keep] == a.depth, v.ints("params")[keep], shown)
+        params = self._param_lines()
+        if int(shown.sum()) != self.total_params:  # torchsummary would print the rows' sum as the total
+            params.append(f"(the rows add up to {int(shown.sum()):,}: the total counts each Parameter once, "
+                          "including those the model holds itself or in modules it did not call)")
+        return {"columns": columns, "footer": [params, self._memory_lines(mib=True), self._note_lines()]}
 
     def _layout_torchsummary(self, g, a):
         columns = g["columns"]
@@ -1164,7 +1171,7 @@ class ProfileSummary:
         columns = [("Module", _as_cells(labels))]
         for key in self._columns_for(a, STYLE_COLUMNS["tree"]):
             columns.append((self._title(a, key), self._entry_cells(key, rows, v, "")))
-        lines = self._param_lines() + [self._macs_line()] + self._uncounted_line()
+        lines = self._param_lines() + [self._macs_line()] + self._uncounted_line(legend=True)
         return {"columns": columns, "footer": [lines, self._note_lines()]}
 
     def _layout_tree(self, g, a):
