@@ -314,8 +314,9 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         macs_per_op, listed, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
         in_rows = att.op_row >= 0
         # ops without a MAC formula in each row's subtree: its MACs are a lower bound
-        macs_uncounted = _attribute.subtree_sum(np.bincount(att.op_row[listed & in_rows], minlength=n),
-                                                att.parent, att.depth)
+        listed &= in_rows
+        macs_uncounted = (_attribute.subtree_sum(np.bincount(att.op_row[listed], minlength=n), att.parent, att.depth)
+                          if listed.any() else np.zeros(n, dtype=np.int64))
         if macs_per_op[in_rows].sum() < 2**53:  # bincount adds in float64: exact below 2**53
             self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
         else:

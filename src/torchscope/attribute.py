@@ -69,18 +69,17 @@ def _children_sum(values: np.ndarray, parent: np.ndarray) -> np.ndarray:
 def _sparse_table_max(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """max(a[lo:hi]) for many ranges at once (sparse table, n log n memory); requires lo < hi."""
     n = len(a)
-    table = [a]
+    levels = [a]
     span = 1
     while span * 2 <= n:
-        prev = table[-1]
-        table.append(np.maximum(prev[:-span], prev[span:]))
+        prev = levels[-1]
+        levels.append(np.maximum(prev[:-span], prev[span:]))
         span *= 2
+    table = np.full((len(levels), n), np.iinfo(np.int64).min, dtype=np.int64)
+    for k, lv in enumerate(levels):
+        table[k, : len(lv)] = lv
     k = np.floor(np.log2(np.maximum(hi - lo, 1))).astype(np.int64)
-    out = np.empty(len(lo), dtype=a.dtype)
-    for level in np.unique(k).tolist():
-        m = k == level
-        out[m] = np.maximum(table[level][lo[m]], table[level][hi[m] - (1 << level)])
-    return out
+    return np.maximum(table[k, lo], table[k, hi - (1 << k)])
 
 
 _BLOCK = 1024
@@ -406,7 +405,10 @@ def _adopt_worker_ops(ops, calls, op_call, forward) -> np.ndarray:
     if not len(calls):
         return op_call
     owner = calls[0, CALLC["thread"]]
-    orphan = np.nonzero(forward & (op_call < 0) & (ops[:, OPC["thread"]] != owner))[0]
+    thread = ops[:, OPC["thread"]]
+    if not len(thread) or thread.min() == thread.max() == owner:  # one thread: nothing to adopt
+        return op_call
+    orphan = np.nonzero(forward & (op_call < 0) & (thread != owner))[0]
     if not len(orphan):
         return op_call
     op_call = op_call.copy()
@@ -430,7 +432,9 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     ops = trace.ops
     op_parent = ops[:, OPC["parent"]]
     engine_ids = np.array([i for i, nm in enumerate(trace.names) if nm.startswith(ENGINE_PREFIX)], dtype=np.int64)
-    engine = (ops[:, OPC["scope"]] == SCOPE_BACKWARD) | np.isin(ops[:, OPC["name"]], engine_ids)
+    engine = ops[:, OPC["scope"]] == SCOPE_BACKWARD
+    if len(engine_ids):
+        engine |= np.isin(ops[:, OPC["name"]], engine_ids)
     node_fop = np.full(len(ops), -1, dtype=np.int64)  # per backward node: the forward op that created it
     all_nodes = np.nonzero(ops[:, OPC["scope"]] == SCOPE_BACKWARD)[0]
     if len(all_nodes):
@@ -492,15 +496,15 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
         # A call that raised, which the model caught (try a fast path, fall back): its ops did
         # no counted work (the failing op is typically a shape check).
         failed = calls[:, CALLC["failed"]] != 0
-        c_parent = calls[:, CALLC["parent"]]
-        while True:  # and the calls inside it (call ids follow entry order: parents come first)
-            more = failed | ((c_parent >= 0) & failed[np.maximum(c_parent, 0)])
-            if (more == failed).all():
-                break
-            failed = more
-        forward &= ~np.r_[failed, False][op_call]
-        caught = (calls[:, CALLC["failed"]] != 0)[call_ids]
+        caught = failed[call_ids]
         if caught.any():
+            c_parent = calls[:, CALLC["parent"]]
+            while True:  # and the calls inside it
+                more = failed | ((c_parent >= 0) & failed[np.maximum(c_parent, 0)])
+                if (more == failed).all():
+                    break
+                failed = more
+            forward &= ~np.r_[failed, False][op_call]
             idx = trace.index
             what = sorted({idx.names[m] or idx.types[m] for m in module[caught].tolist()})
             notes.append(f"{int(caught.sum())} module call(s) raised an exception the model caught ({', '.join(what)}): "

@@ -483,7 +483,7 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     # Ops with a counted descendant or ancestor are accounted for. Scopes that are not
     # dispatcher ops (a Python autograd.Function, record_function) hold no work of their own:
     # their children stand for themselves.
-    scope = np.fromiter(("::" not in n for n in names), dtype=bool, count=len(names))[name] & ~has[name]
+    scope = (np.fromiter(("::" not in n for n in names), dtype=bool, count=len(names)) & ~has)[name]
     open_ = mask & ~counted & ~_above(counted, parent) & ~_under(counted, parent) & ~scope
     # Report each uncounted chain once: at the outermost failed formula op inside it (the
     # actionable name), else at its top.
