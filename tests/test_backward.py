@@ -48,7 +48,9 @@ def test_backward_goes_to_the_module_that_created_the_node(seed):
 
     s = profile_summary(Net(), torch.randn(256, 512), backward=True, warmup=1, iters=3, verbose=0)
     big, small = s.row("big"), s.row("small")
-    assert big.bwd_time_ns > small.bwd_time_ns > 0  # dW and dX of a 512x512 layer dwarf a 512x2 one
+    assert big.bwd_time_ns > 0 and small.bwd_time_ns > 0
+    # not timing-dependent (a timing comparison flaked under CPU contention): dW of 512x512 is 1 MiB, of 512x2 4 KiB
+    assert big.bwd_mem_allocated >= 512 * 512 * 4 > small.bwd_mem_allocated > 0
 
 
 def test_backward_keeps_user_grads_and_forward_counts(seed):
@@ -221,7 +223,7 @@ def test_reentrant_checkpoint_backward_is_not_counted_twice(seed):
             return checkpoint(self.a, self.a(x), use_reentrant=True)
 
     x = torch.randn(128, 256, requires_grad=True)
-    s = profile_summary(Twice(), x, backward=True, iters=3, verbose=0)
+    s = profile_summary(Twice(), x, backward=True, iters=1, verbose=0)  # one pass: sums exact, not medians
     first, second = [r for r in s.rows if r.name == "a"]
     assert [r.num_ops for r in s.rows if r.name == "a.0"] == [1, 1]  # ops under the Function's record
     assert second.bwd_time_ns > 0 and second.bwd_mem_allocated > 0
