@@ -372,9 +372,10 @@ bool install_one(PyObject* mod, int32_t index, PyObject* how, PyObject* previous
   PyObject* marker = make_marker(bound, index);
   Py_DECREF(bound);
   if (!marker) return false;
-  PyObject* entry = other ? PyTuple_Pack(2, key, prev ? prev : Py_None) : (Py_INCREF(prev ? prev : Py_None), prev ? prev : Py_None);
+  PyObject* was = prev ? prev : Py_None;
+  PyObject* entry = other ? PyTuple_Pack(2, key, was) : was;  // what restore_markers puts back
   bool ok = entry && PyList_Append(previous, entry) == 0 && PyDict_SetItem(*dict_ptr, key, marker) == 0;
-  Py_XDECREF(entry);
+  if (other) Py_XDECREF(entry);
   Py_DECREF(marker);
   return ok;
 }

@@ -228,19 +228,22 @@ def test_weights_written_by_forward_and_other_rngs_end_as_after_one_call(seed):
     assert torch.allclose(s.output, m2(torch.zeros(2)))  # same draws as one unprofiled call
 
 
+class TryBoth(nn.Module):
+    """Try a fast path, fall back when it raises (the model catches the failure)."""
+
+    def __init__(self, fast, slow):
+        super().__init__()
+        self.fast, self.slow = fast, slow
+
+    def forward(self, x):
+        try:
+            return self.fast(x)
+        except RuntimeError:
+            return self.slow(x)
+
+
 def test_caught_failure_inside_forward_does_not_count_macs(seed):
-    class TryBoth(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fast, self.slow = nn.Linear(512, 512), nn.Linear(4, 3)
-
-        def forward(self, x):
-            try:
-                return self.fast(x)
-            except RuntimeError:
-                return self.slow(x)
-
-    s = profile_summary(TryBoth(), torch.randn(2, 4), verbose=0)
+    s = profile_summary(TryBoth(nn.Linear(512, 512), nn.Linear(4, 3)), torch.randn(2, 4), verbose=0)
     assert s.total_macs == 2 * 4 * 3 and s.row("fast").macs == 0
     assert any("raised an exception the model caught (fast)" in n for n in s.notes), s.notes
 
@@ -359,18 +362,7 @@ def test_caught_failure_excludes_its_children_and_lazy_buffers_end_as_after_one_
             self.l(x)
             raise RuntimeError("no fast path")
 
-    class TryBoth(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fast, self.slow = Fast(), nn.Linear(4, 4)
-
-        def forward(self, x):
-            try:
-                return self.fast(x)
-            except RuntimeError:
-                return self.slow(x)
-
-    s = profile_summary(TryBoth(), torch.randn(2, 4), verbose=0)
+    s = profile_summary(TryBoth(Fast(), nn.Linear(4, 4)), torch.randn(2, 4), verbose=0)
     assert s.total_macs == 2 * 4 * 4 and s.row("fast.l").macs == 0
     x = torch.randn(8, 4)
     torch.manual_seed(0)

@@ -11,8 +11,8 @@ in every summary it produces (FALLBACK_NOTE):
 """
 from __future__ import annotations
 
-import struct
 import copy
+import struct
 import threading
 import time
 

@@ -368,7 +368,7 @@ def _backward_calls(trace: Trace, engine: np.ndarray, node_fop: np.ndarray) -> t
         return out, alias
     # The node that re-ran a call: the innermost backward node above the call's first op.
     op_call = ops[:, OPC["call"]]
-    is_node = engine & (ops[:, OPC["scope"]] == SCOPE_BACKWARD)
+    is_node = ops[:, OPC["scope"]] == SCOPE_BACKWARD
     with_ops, first_op = np.unique(op_call, return_index=True)
     first = np.full(len(calls), -1, dtype=np.int64)
     first[with_ops[with_ops >= 0]] = first_op[with_ops >= 0]
@@ -398,17 +398,18 @@ def _backward_calls(trace: Trace, engine: np.ndarray, node_fop: np.ndarray) -> t
     return out, alias
 
 
-def _adopt_worker_ops(ops, calls, op_call, forward) -> np.ndarray:
-    """Forward ops recorded on a worker thread that inherited the recorder (torch.jit.fork and
-    other at::launch tasks) have no module stack there: they belong to the call open on the
-    profiling thread when they started, which launched them and waits for them."""
+def _adopt_worker_ops(ops, calls, op_call, which) -> np.ndarray:
+    """op_call with the ops in `which` that ran on a worker thread inheriting the recorder
+    (torch.jit.fork and other at::launch tasks, CUDA's autograd device threads) given the call
+    open on the profiling thread when they started: they have no module stack of their own,
+    and that call launched them or waits for them."""
     if not len(calls):
         return op_call
     owner = calls[0, CALLC["thread"]]
     thread = ops[:, OPC["thread"]]
     if not len(thread) or thread.min() == thread.max() == owner:  # one thread: nothing to adopt
         return op_call
-    orphan = np.nonzero(forward & (op_call < 0) & (thread != owner))[0]
+    orphan = np.nonzero(which & (op_call < 0) & (thread != owner))[0]
     if not len(orphan):
         return op_call
     op_call = op_call.copy()

@@ -85,7 +85,6 @@ def module_index(model: torch.nn.Module) -> ModuleIndex:
             p = par[i]
             if p >= 0 and (opaque[p] or regions[p] is not None):
                 opaque[i] = True
-
     return ModuleIndex(w["names"], w["types"], w["modules"], parent, w["depth"], opaque, regions,
                        w["kernel_size"], w["buffers"], w["buffer_slots"], w["shared_modules"])
 
@@ -171,19 +170,19 @@ def _put_back(entry, check_values: bool = False):
 class _ModelState:
     """What a forward pass may change that profiling must give back: buffers updated in
     forward (BatchNorm running stats in train mode), inputs changed in place, and the RNG
-    states (torch's and Python's random; numpy's when several passes run). Restoring the RNGs before each pass also makes
-    every pass compute what the user's next call would (dropout included). Parameters are not
-    copied up front (memory): one that the first pass updated in place (a forward that writes
-    weights, an optimizer step in a backward hook) is copied then and put back before each
-    later pass and at the end, so the model is left as after one call."""
+    states (torch's and Python's random; numpy's when several passes run). Restoring the RNGs
+    before each pass also makes every pass compute what the user's next call would (dropout
+    included). Parameters are not copied up front (memory): one that the first pass updated in
+    place (a forward that writes weights, an optimizer step in a backward hook) is copied then
+    and put back before each later pass and at the end, so the model is left as after one call.
+    Inputs and parameters matter only when several passes run (the caller passes them then)."""
 
-    def __init__(self, buffers, slots, inputs=None, params=()):
-        """inputs: the input tensors when several passes run (None for one pass)."""
+    def __init__(self, buffers, slots, several: bool, inputs=(), params=()):
         # from the module index: no second walk over the model
         self.buffers = [e for e in map(_snapshot, buffers) if e is not None]
         self.lazy = [b for b in buffers if isinstance(b, torch.nn.parameter.UninitializedTensorMixin)]
         # inputs forward may change in place (x.div_(255)): put back before each later pass
-        self.inputs = [e for e in map(_snapshot, inputs or ()) if e is not None]
+        self.inputs = [e for e in map(_snapshot, inputs) if e is not None]
         self.slots = slots  # forward may rebind a buffer (self.steps = self.steps + 1): put the original back
         self.params = [(p, _version(p)) for p in params]
         self.changed_params = []
@@ -192,7 +191,7 @@ class _ModelState:
         self.py_rng = random.getstate()
         # numpy's state costs ~65 us to save and set: only when passes must repeat its draws
         # (with one pass it advances as one call of the model would)
-        self.np_rng = np.random.get_state() if inputs is not None else None
+        self.np_rng = np.random.get_state() if several else None
         # torch.profiler sets this flag before it can fail to start (e.g. inside a profiled
         # forward); a failed start never clears it.
         self.profiler_flag = torch.autograd.profiler._is_profiler_enabled
@@ -361,7 +360,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     if regions:
         notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
     several = warmup + iters > 1
-    state = _ModelState(index.buffers, index.buffer_slots, list(inputs) if several else None,
+    state = _ModelState(index.buffers, index.buffer_slots, several, list(inputs) if several else (),
                         list(model.parameters()) if several else ())
     # A module compiled in place runs its forward inside the compiled call: its marker wraps
     # that call instead (_compiled_call_impl), outside the compiled code.

@@ -436,7 +436,8 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     Returns (macs, listed, uncounted) where `uncounted` maps op name -> calls
     for ops that have no formula and no counted descendant, zero-MAC ops
     grouped under one key, and `listed` marks the ops counted there by name
-    (work whose MACs are unknown, not zero by convention). A formula that cannot read its op's arguments
+    (work whose MACs are unknown, not zero by convention). A formula that
+    cannot read its op's arguments
     (opaque/nested tensors, variable-length attention) makes that op
     transparent: its children are examined instead (a fused op over nested
     tensors still reaches dense mm/bmm children), and it is listed under its
@@ -446,7 +447,7 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     macs = np.zeros(n, dtype=np.int64)
     counted = np.zeros(n, dtype=bool)
     if n == 0:
-        return macs, counted, {}  # (no op listed either)
+        return macs, counted, {}  # (all False: no op listed either)
     has, zero = op_formula_flags(names)
     name = ops[:, OPC["name"]]
     parent = ops[:, OPC["parent"]]
@@ -493,17 +494,17 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     if failed.any():
         top = (failed & ~_under(failed, parent)) | (top & ~_above(failed, parent))
     uncounted = {}
+    conventional = zero & ~has  # per name: no MACs by convention
     ids, cnt = np.unique(name[top], return_counts=True)
     trivial = 0
     for i, c in zip(ids.tolist(), cnt.tolist()):
-        if zero[i] and not has[i]:
+        if conventional[i]:
             trivial += c
         else:
             uncounted[names[i]] = c
     if trivial:
         uncounted[ZERO_MAC_KEY] = trivial
-    listed = top & ~(zero & ~has)[name]
-    return macs, listed, uncounted
+    return macs, top & ~conventional[name], uncounted
 
 
 _HASH_W = np.random.default_rng(12345).integers(1, 2**62, size=(2, 64), dtype=np.int64) | 1

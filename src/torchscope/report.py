@@ -123,10 +123,16 @@ def fmt_shape(s) -> str:
         return "[" + ", ".join(str(d) for d in s) + "]"
     if isinstance(s, tuple):
         return "(" + ", ".join(fmt_shape(x) for x in s) + ")" if s else "-"
-    if isinstance(s, dict):  # non-tensor entries (use_cache=True, mask=None, ()) left out
-        kept = [(k, v) for k, v in s.items() if v is not None and not (type(v) is tuple and not v)]
+    if isinstance(s, dict):
+        kept = _shown_items(s)
         return "{" + ", ".join(f"{k}: {fmt_shape(v)}" for k, v in kept) + "}" if kept else "-"
     return "-"
+
+
+def _shown_items(d: dict) -> list:
+    """The entries of a keyword-input shape dict worth a cell: non-tensor ones (use_cache=True,
+    mask=None, ()) are left out."""
+    return [(k, v) for k, v in d.items() if v is not None and not (type(v) is tuple and not v)]
 
 
 # Table column keys -> titles; DEFAULT_COLUMNS is what str(summary) shows.
@@ -218,8 +224,8 @@ def fmt_shape_as(s, run_batch=None, label=None, parens=False, empty="-") -> str:
         return "[" + ", ".join(dims) + "]"
     if isinstance(s, tuple):
         return "(" + ", ".join(fmt_shape_as(x, run_batch, label, parens, empty) for x in s) + ")" if s else empty
-    if isinstance(s, dict):  # non-tensor entries (use_cache=True, mask=None, ()) left out
-        kept = [(k, v) for k, v in s.items() if v is not None and not (type(v) is tuple and not v)]
+    if isinstance(s, dict):
+        kept = _shown_items(s)
         return ("{" + ", ".join(f"{k}: {fmt_shape_as(v, run_batch, label, parens, empty)}" for k, v in kept) + "}"
                 if kept else empty)
     return empty
@@ -332,6 +338,14 @@ class _View:
                 out.append(count[d])
             return out
         return self._get("depth_index", make)
+
+    def torchsummary_params(self, field, keep) -> np.ndarray:
+        """torchsummary's rows hold each module's own weights, so they add up to the total; a row
+        at the depth limit holds its hidden subtree's."""
+        vals = self.own(field)[keep]
+        if self.a.depth is not None:
+            vals = np.where(self.depth[keep] == self.a.depth, self.ints(field)[keep], vals)
+        return vals
 
     def module_flags(self):
         return self.module_flags_of(self.s)
@@ -677,11 +691,8 @@ class ProfileSummary:
                 return _unique_cells(code, lambda c: "(recursive)" if c == -1 else "--" if c == 0 else
                                      (f"({c // 2:,})" if c % 2 else f"{c // 2:,}"))
             fmt = fmt_count if compact else fmt_human if style == "lightning" else comma
-            if style == "torchsummary":  # its rows hold each module's own weights: they add up to the total
-                vals = v.own(key)[keep]
-                if v.a.depth is not None:  # a row at the depth limit holds its subtree's
-                    vals = np.where(v.depth[keep] == v.a.depth, v.ints(key)[keep], vals)
-                p = _unique_cells(vals, fmt, n)
+            if style == "torchsummary":
+                p = _unique_cells(v.torchsummary_params(key, keep), fmt, n)
             else:
                 p = _unique_cells(np.asarray(cols[key])[keep] if cols.get(key) is not None else None, fmt, n)
             shared = rep if compact else rep & (v.ints("params")[keep] > 0)  # torchscope marks every repeat
@@ -798,14 +809,18 @@ class ProfileSummary:
     def _macs_line(self):
         if self.total_macs is None:
             return f"Total MACs: not counted ({self._macs_not_counted()})"
-        unknown = any(not k.startswith("(") for k in self.uncounted_ops)  # a lower bound then
+        unknown = bool(self._listed_uncounted())  # a lower bound then
         plus = "+" if unknown else ""
         return (f"Total MACs: {fmt_count(self.total_macs)}{plus}   (FLOPs: {fmt_count(self.total_flops)}{plus})"
                 + ("   lower bound: see the uncounted ops" if unknown else ""))
 
+    def _listed_uncounted(self) -> dict:
+        """Uncounted ops by name, without the zero-MAC group (its key starts with "(")."""
+        return {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
+
     def _uncounted_line(self, legend: bool = False):
         """legend: the style marks lower-bound MAC cells (+, ?), say what they mean."""
-        real = {k: v for k, v in self.uncounted_ops.items() if not k.startswith("(")}
+        real = self._listed_uncounted()
         if not real:
             return []
         lines = ["Uncounted ops (no MAC formula; totals exclude them): "
@@ -962,9 +977,7 @@ class ProfileSummary:
         labels = [f"{v.types[k]}-{i + 1}" for i, k in enumerate(keep.tolist())]
         columns = [("Layer (type)", _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["torchsummary"]), keep, v)
-        shown = v.own("params")[keep]  # what the Param # column holds (see _cells)
-        if a.depth is not None:
-            shown = np.where(v.depth[keep] == a.depth, v.ints("params")[keep], shown)
+        shown = v.torchsummary_params("params", keep)  # what the Param # column holds
         params = self._param_lines()
         if int(shown.sum()) != self.total_params:  # torchsummary would print the rows' sum as the total
             params.append(f"(the rows add up to {int(shown.sum()):,}: the total counts each Parameter once, "
