@@ -1,11 +1,13 @@
 // Python binding: a list of definitions over recorder.h (the ATen-side
-// recorder) and modules.h (markers, shape log, module walk). No ATen or torch
+// recorder), modules.h (markers, shape log, module walk) and attribute.h
+// (the attribution kernel). No ATen or torch
 // Python headers here, so this file compiles fast.
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "attribute.h"
 #include "modules.h"
 #include "recorder.h"
 
@@ -121,6 +123,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     if (!r) throw py::error_already_set();
     return py::reinterpret_steal<py::list>(r);
   });
+  m.def("tree_labels", [](py::list names, py::list types, py::array_t<int64_t, py::array::c_style | py::array::forcecast> keep,
+                          py::array_t<int64_t, py::array::c_style | py::array::forcecast> depth,
+                          py::array_t<uint8_t, py::array::c_style | py::array::forcecast> repeat, bool flat) {
+    if (keep.ndim() != 1 || depth.ndim() != 1 || repeat.ndim() != 1 || depth.size() != keep.size() ||
+        repeat.size() != keep.size())
+      throw py::value_error("tree_labels: keep, depth and repeat must be 1-D arrays of one length");
+    PyObject* r = tree_labels(names.ptr(), types.ptr(), keep.data(), depth.data(), repeat.data(), keep.size(), flat);
+    if (!r) throw py::error_already_set();
+    return py::reinterpret_steal<py::list>(r);
+  });
   // (distinct values in order of first appearance, first index of each, index per element)
   // of a 1-D numeric array: floats as float64, integers and bools as int64.
   m.def("factorize", [](py::array values) -> py::tuple {
@@ -154,6 +166,69 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     d["foreign_calls"] = s.foreign_calls;
     return d;
   });
+
+  // None when the trace is outside the kernel's case (attribute.py then does it all).
+  m.def("attribute_forward", [](py::array_t<int64_t, py::array::c_style | py::array::forcecast> ops,
+                                py::array_t<int64_t, py::array::c_style | py::array::forcecast> calls,
+                                py::object mem, py::array_t<uint8_t, py::array::c_style | py::array::forcecast> engine,
+                                int64_t iters, int64_t device_type) -> py::object {
+    using Table = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+    if ((ops.ndim() != 2 || ops.shape(1) != kOpCols) && ops.size())
+      throw py::value_error("attribute_forward: ops must be n x len(OP_COLS)");
+    if ((calls.ndim() != 2 || calls.shape(1) != kCallCols) && calls.size())
+      throw py::value_error("attribute_forward: calls must be n x len(CALL_COLS)");
+    Table mem_t;
+    if (!mem.is_none()) {
+      mem_t = Table::ensure(mem);
+      if (!mem_t || ((mem_t.ndim() != 2 || mem_t.shape(1) != kMemCols) && mem_t.size()))
+        throw py::value_error("attribute_forward: mem must be n x len(MEM_COLS)");
+    }
+    ForwardTables t{ops.data(), ops.size() / kOpCols, calls.data(), calls.size() / kCallCols,
+                    mem.is_none() ? nullptr : mem_t.data(), mem.is_none() ? 0 : mem_t.size() / kMemCols,
+                    engine.data(), engine.size(), iters, device_type};
+    ForwardRows r;
+    if (!attribute_forward(t, &r).empty()) return py::none();
+    py::dict d;
+    d["call_ids"] = to_array(std::move(r.call_ids), 0);
+    d["module"] = to_array(std::move(r.module), 0);
+    d["parent"] = to_array(std::move(r.parent), 0);
+    d["depth"] = to_array(std::move(r.depth), 0);
+    d["num_ops"] = to_array(std::move(r.num_ops), 0);
+    d["fwd_time_ns"] = to_array(std::move(r.fwd_time_ns), 0);
+    d["fwd_self_time_ns"] = to_array(std::move(r.fwd_self_time_ns), 0);
+    d["fwd_time_min_ns"] = to_array(std::move(r.fwd_time_min_ns), 0);
+    d["op_row"] = to_array(std::move(r.op_row), 0);
+    d["differing_iters"] = r.differing_iters;
+    if (r.memory) {
+      py::dict mem_cols;
+      mem_cols["allocated"] = to_array(std::move(r.mem_allocated), 0);
+      mem_cols["freed"] = to_array(std::move(r.mem_freed), 0);
+      mem_cols["retained"] = to_array(std::move(r.mem_retained), 0);
+      mem_cols["peak"] = to_array(std::move(r.mem_peak), 0);
+      d["mem"] = mem_cols;
+      d["peak_memory"] = r.has_pass_peak ? py::object(py::int_(r.pass_peak)) : py::object(py::none());
+    } else {
+      d["mem"] = py::none();
+      d["peak_memory"] = py::none();
+    }
+    return d;
+  });
+
+  // count.py's op-tree flags (bool arrays): some proper ancestor / descendant flagged.
+  for (bool under : {true, false}) {
+    m.def(under ? "flags_under" : "flags_above",
+          [under](py::array_t<bool, py::array::c_style | py::array::forcecast> flag,
+                  py::array_t<int64_t, py::array::c_style | py::array::forcecast> parent) {
+            if (flag.ndim() != 1 || parent.ndim() != 1 || flag.size() != parent.size())
+              throw py::value_error("flags: flag and parent must be 1-D arrays of one length");
+            py::array_t<bool> out(flag.size());
+            auto* f = reinterpret_cast<const uint8_t*>(flag.data());
+            auto* o = reinterpret_cast<uint8_t*>(out.mutable_data());
+            if (!(under ? flags_under : flags_above)(f, parent.data(), flag.size(), o))
+              throw py::value_error("flags: ops must come after their parent (parent[i] < i)");
+            return out;
+          });
+  }
 
   // Column layout, so Python never hard-codes it.
   py::dict op_cols, call_cols, mem_cols, tags;

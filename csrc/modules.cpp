@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
+#include <string>
 #include <unordered_set>
 
 #include "recorder.h"
@@ -827,6 +828,51 @@ PyObject* pad_rows(const std::vector<GridColumn>& columns, int64_t n_lines, PyOb
     PyList_SET_ITEM(lines, static_cast<Py_ssize_t>(line), out);
   }
   return lines;
+}
+
+// ------------------------------------------------------------------ labels
+PyObject* tree_labels(PyObject* names, PyObject* types, const int64_t* keep, const int64_t* depth,
+                      const uint8_t* repeat, int64_t n, bool flat) {
+  if (!PyList_Check(names) || !PyList_Check(types)) {
+    PyErr_SetString(PyExc_TypeError, "tree_labels: names and types must be lists");
+    return nullptr;
+  }
+  PyObject* out = PyList_New(static_cast<Py_ssize_t>(n));
+  if (!out) return nullptr;
+  std::string buf;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t k = keep[i];
+    if (k < 0 || k >= PyList_GET_SIZE(names) || k >= PyList_GET_SIZE(types)) {
+      Py_DECREF(out);
+      PyErr_Format(PyExc_IndexError, "tree_labels: row %lld out of range", static_cast<long long>(k));
+      return nullptr;
+    }
+    Py_ssize_t name_len = 0, type_len = 0;
+    const char* name = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(names, k), &name_len);
+    const char* type = name ? PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(types, k), &type_len) : nullptr;
+    if (!type) {
+      Py_DECREF(out);
+      return nullptr;
+    }
+    buf.clear();
+    if (!flat && depth[i] > 0) {
+      buf.append(static_cast<size_t>(2 * depth[i]), ' ');
+      const char* dot = static_cast<const char*>(memrchr(name, '.', static_cast<size_t>(name_len)));
+      if (dot) {  // '.' is ASCII: never inside a multi-byte UTF-8 sequence
+        name_len -= dot + 1 - name;
+        name = dot + 1;
+      }
+    }
+    buf.append(name, static_cast<size_t>(name_len)).append(" (").append(type, static_cast<size_t>(type_len)).append(")");
+    if (repeat[i]) buf.append(" *");
+    PyObject* s = PyUnicode_DecodeUTF8(buf.data(), static_cast<Py_ssize_t>(buf.size()), "strict");
+    if (!s) {
+      Py_DECREF(out);
+      return nullptr;
+    }
+    PyList_SET_ITEM(out, static_cast<Py_ssize_t>(i), s);
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------ factorize

@@ -77,6 +77,13 @@ struct GridColumn {
 // Returns a new list of str, or NULL with a Python error set.
 PyObject* pad_rows(const std::vector<GridColumn>& columns, int64_t n_lines, PyObject* sep, PyObject* end);
 
+// The torchscope style's row labels: for each kept row k (depth d, repeat flag r),
+// "  " * d + (the last component of names[k], or all of it at depth 0 or when flat) +
+// " (" + types[k] + ")" + (" *" if r); flat: no indent and whole names (sorted tables).
+// Returns a new list of str, or NULL with a Python error set.
+PyObject* tree_labels(PyObject* names, PyObject* types, const int64_t* keep, const int64_t* depth,
+                      const uint8_t* repeat, int64_t n, bool flat);
+
 // Distinct values of v[0..n) in order of first appearance (a hash table: no sort), the
 // index of each one's first appearance, and per element the index of its value in uniq.
 // Doubles: all NaNs are one value, -0.0 is 0.0. The report's column cells are formatted

@@ -482,6 +482,13 @@ def pad_rows(columns, sep, end):
     return [sep.join(r) + end for r in zip(*out)] if out else [end]
 
 
+def tree_labels(names, types, keep, depth, repeat, flat):
+    """Twin of the C row labels (modules.h: tree_labels)."""
+    return [f"{'' if flat else '  ' * d}{names[k] if flat or not d else names[k].rpartition('.')[2]} "
+            f"({types[k]}){' *' if r else ''}"
+            for k, d, r in zip(np.asarray(keep).tolist(), np.asarray(depth).tolist(), np.asarray(repeat).tolist())]
+
+
 def factorize(values):
     """Twin of the C factorize (modules.h): distinct values in order of first appearance,
     the first index of each, and per element the index of its value."""
@@ -498,3 +505,38 @@ def factorize(values):
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return uniq[order], first[order].astype(np.int64), rank[inv.reshape(-1)].astype(np.int64)
+
+
+def attribute_forward(ops, calls, mem, engine_names, iters, device_type):
+    """The C++ module's attribution kernel has no twin here: attribute.py's vectorised path,
+    which the kernel is tested against, handles every trace."""
+    return None
+
+
+def flags_under(flag, parent):
+    """Twin of the C op-tree flags (attribute.h): per op, whether some proper ancestor has
+    `flag` set (one vectorised step per nesting level, over the ops still undecided)."""
+    flag, parent = np.asarray(flag, dtype=bool), np.asarray(parent, dtype=np.int64)
+    out = np.zeros(len(parent), dtype=bool)
+    idx = np.nonzero(parent >= 0)[0]
+    anc = parent[idx]
+    while len(idx):
+        hit = flag[anc]
+        out[idx[hit]] = True
+        idx, anc = idx[~hit], parent[anc[~hit]]
+        live = anc >= 0
+        idx, anc = idx[live], anc[live]
+    return out
+
+
+def flags_above(flag, parent):
+    """Twin of the C op-tree flags: per op, whether some proper descendant has `flag` set."""
+    flag, parent = np.asarray(flag, dtype=bool), np.asarray(parent, dtype=np.int64)
+    out = np.zeros(len(parent), dtype=bool)
+    anc = parent[flag]
+    while len(anc):
+        anc = anc[anc >= 0]
+        anc = anc[~out[anc]]  # already marked: its ancestors are too
+        out[anc] = True
+        anc = parent[anc]
+    return out

@@ -375,6 +375,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     output = None
     started = False
     bar = _Progress(warmup + iters, progress)
+    last = None
     try:
         # With backward, warm-up passes are recorded too (as iterations -warmup..-1): autograd
         # nodes they create and later passes reuse (autocast's cached weight casts) then still
@@ -405,6 +406,9 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
             bar.step(pass_times[-1])
             if keep_output and it == iters - 1:
                 output = out
+            if it == iters - 1:
+                last = out  # freed after recording stops: its frees (the autograd graph's saved
+                #             tensors with grad on) are past every recorded call
             del out
     except Exception as exc:
         if not failures:  # raised outside any module (C.start, a loss function): unchanged
@@ -420,6 +424,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
                 notes.append(warning)
         _restore_markers(mods, saved)
         state.restore()
+    del last
 
     shape_calls, shape_signatures = C.take_shape_log()
     snapshot = C.collect()

@@ -403,33 +403,6 @@ def op_formula_flags(names: list) -> tuple[np.ndarray, np.ndarray]:
     return has, zero
 
 
-def _under(flag: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """Per op: whether some ancestor has `flag` set (one vectorised step per nesting level,
-    over the ops still undecided)."""
-    out = np.zeros(len(parent), dtype=bool)
-    idx = np.nonzero(parent >= 0)[0]
-    anc = parent[idx]
-    while len(idx):
-        hit = flag[anc]
-        out[idx[hit]] = True
-        idx, anc = idx[~hit], parent[anc[~hit]]
-        live = anc >= 0
-        idx, anc = idx[live], anc[live]
-    return out
-
-
-def _above(flag: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """Per op: whether some descendant has `flag` set."""
-    out = np.zeros(len(parent), dtype=bool)
-    anc = parent[flag]
-    while len(anc):
-        anc = anc[anc >= 0]
-        anc = anc[~out[anc]]  # already marked: its ancestors are too
-        out[anc] = True
-        anc = parent[anc]
-    return out
-
-
 def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     """MACs per op (int64, 0 where not counted) for the ops selected by `mask`.
 
@@ -457,7 +430,7 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     while True:
         # The outermost candidates not yet evaluated (outermost formula wins). A second
         # round happens only when a formula failed and uncovered the ops below it.
-        todo = np.nonzero(candidate & ~counted & ~_under(candidate, parent))[0]
+        todo = np.nonzero(candidate & ~counted & ~C.flags_under(candidate, parent))[0]
         if len(todo) == 0:
             break
         # Identical (op, arguments) pairs are common (a model repeats its layers):
@@ -485,14 +458,14 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     # dispatcher ops (a Python autograd.Function, record_function) hold no work of their own:
     # their children stand for themselves.
     scope = (np.fromiter(("::" not in n for n in names), dtype=bool, count=len(names)) & ~has)[name]
-    open_ = mask & ~counted & ~_above(counted, parent) & ~_under(counted, parent) & ~scope
+    open_ = mask & ~counted & ~C.flags_above(counted, parent) & ~C.flags_under(counted, parent) & ~scope
     # Report each uncounted chain once: at the outermost failed formula op inside it (the
     # actionable name), else at its top.
     failed &= open_
     parent_open = np.where(parent >= 0, open_[np.maximum(parent, 0)], False)
     top = open_ & ~parent_open
     if failed.any():
-        top = (failed & ~_under(failed, parent)) | (top & ~_above(failed, parent))
+        top = (failed & ~C.flags_under(failed, parent)) | (top & ~C.flags_above(failed, parent))
     uncounted = {}
     conventional = zero & ~has  # per name: no MACs by convention
     ids, cnt = np.unique(name[top], return_counts=True)

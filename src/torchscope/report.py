@@ -444,6 +444,11 @@ def _lower_bound_cells(cells, flagged, zero):
     return np.concatenate([uniq, more]), np.where(flagged, np.where(zero, 2 * k, inv + k), inv)
 
 
+def _widest(cells, *floor) -> int:
+    """Width of the longest of the cells (an array of str), at least each floor."""
+    return max(max(map(len, cells.tolist()), default=0), *floor)
+
+
 def _as_cells(strings: list):
     return np.array(strings, dtype=object), np.arange(len(strings))
 
@@ -852,13 +857,15 @@ class ProfileSummary:
             keep = keep[:a.top]
         rep = v.rep[keep]
         names, types = cols["name"], cols["type"]
-        dl = d[keep].tolist()
         flat = a.sort is not None
         numbered = "depth" in a.rows
         idx = v.depth_index if numbered else None
-        labels = [f"{'' if flat else '  ' * d}{names[k] if flat or not d else names[k].rpartition('.')[2]} "
-                  f"({types[k]}){f': {d}-{idx[k]}' if numbered and d else ''}{' *' if r else ''}"
-                  for k, d, r in zip(keep.tolist(), dl, rep.tolist())]
+        if numbered:  # (depth-idx numbers: torchinfo's row setting)
+            labels = [f"{'' if flat else '  ' * dk}{names[k] if flat or not dk else names[k].rpartition('.')[2]} "
+                      f"({types[k]}){f': {dk}-{idx[k]}' if dk else ''}{' *' if r else ''}"
+                      for k, dk, r in zip(keep.tolist(), d[keep].tolist(), rep.tolist())]
+        else:
+            labels = C.tree_labels(names, types, keep, d[keep], rep, flat)
         columns = [("Layer (type)", _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, DEFAULT_COLUMNS), keep, v)
         return {"columns": columns, "footer": lambda hidden: self._torchscope_footer(a, rep.any(), hidden)}
@@ -892,7 +899,7 @@ class ProfileSummary:
 
     def _layout_torchscope(self, g, a):
         columns = list(g["columns"])
-        widths = [max([len(title)] + [len(c) for c in uniq.tolist()]) for title, (uniq, _inv) in columns]
+        widths = [_widest(uniq, len(title)) for title, (uniq, _inv) in columns]
         hidden = []
         if a.max_width:
             while len(columns) > 2 and sum(widths) + 2 * (len(columns) - 1) > a.max_width:
@@ -941,9 +948,9 @@ class ProfileSummary:
 
     def _layout_torchinfo(self, g, a):
         columns = g["columns"]
-        label_w = max([len(columns[0][0])] + [len(c) for c in columns[0][1][0].tolist()]) + 1
+        label_w = _widest(columns[0][1][0], len(columns[0][0])) + 1
         widths = [max(40, -(-label_w // 5) * 5)]
-        widths += [max(a.col_width or 25, max([len(t)] + [len(c) for c in u.tolist()]) + 1)
+        widths += [max(a.col_width or 25, _widest(u, len(t)) + 1)
                    for t, (u, _i) in columns[1:]]
         lines = self._padded_rows(columns, widths, [True] * len(columns), " ")
         width = sum(widths) + len(widths)
@@ -986,7 +993,7 @@ class ProfileSummary:
 
     def _layout_torchsummary(self, g, a):
         columns = g["columns"]
-        widths = [max([20 if j == 0 else 25 if j == 1 else 15, len(t)] + [len(c) for c in u.tolist()])
+        widths = [_widest(u, 20 if j == 0 else 25 if j == 1 else 15, len(t))
                   for j, (t, (u, _i)) in enumerate(columns)]
         rows = self._padded_rows(columns, widths, [False] * len(columns), " ", trailing=False)
         width = max(64, max(len(r) for r in rows))
@@ -1013,7 +1020,7 @@ class ProfileSummary:
 
     def _layout_pms(self, g, a):
         columns = g["columns"]
-        widths = [max([15, len(t)] + [len(c) for c in u.tolist()]) + 3 for t, (u, _i) in columns]
+        widths = [_widest(u, 15, len(t)) + 3 for t, (u, _i) in columns]
         rows = self._padded_rows(columns, widths, [False] * len(columns), " ", trailing=False)
         width = max(len(r) for r in rows)
         out = ["-" * width, rows[0], "=" * width] + rows[1:] + ["=" * width]
@@ -1043,7 +1050,7 @@ class ProfileSummary:
 
     def _layout_keras(self, g, a):
         columns = g["columns"]
-        widths = [max([m, len(t)] + [len(c) for c in u.tolist()]) + 1
+        widths = [_widest(u, m, len(t)) + 1
                   for m, (t, (u, _i)) in zip([28, 25] + [9] * len(columns), columns)]
         rows = [" " + r.rstrip() for r in self._padded_rows(columns, widths, [True] * len(columns), " ")]
         width = max(65, max(len(r) for r in rows) + 1)
@@ -1148,7 +1155,7 @@ class ProfileSummary:
 
     def _layout_lightning(self, g, a):
         columns = g["columns"]
-        widths = [max([len(t)] + [len(c) for c in u.tolist()]) for t, (u, _i) in columns]
+        widths = [_widest(u, len(t)) for t, (u, _i) in columns]
         rows = [r.rstrip() for r in self._padded_rows(columns, widths, [True] * len(columns), " | ",
                                                       trailing=False)]
         width = max(len(r) for r in rows)
@@ -1189,7 +1196,7 @@ class ProfileSummary:
 
     def _layout_tree(self, g, a):
         columns = g["columns"]
-        widths = [max([len(t)] + [len(c) for c in u.tolist()]) for t, (u, _i) in columns]
+        widths = [_widest(u, len(t)) for t, (u, _i) in columns]
         left = [True] + [False] * (len(columns) - 1)
         rows = [r.rstrip() for r in self._padded_rows(columns, widths, left, "  ", trailing=False)]
         width = max(len(r) for r in rows)
