@@ -16,7 +16,7 @@ import torch
 from torch.utils.cpp_extension import BuildExtension, CppExtension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["csrc/recorder.cpp", "csrc/modules.cpp", "csrc/attribute.cpp", "csrc/bindings.cpp"]
+SOURCES = ["csrc/recorder.cpp", "csrc/modules.cpp", "csrc/kernels.cpp", "csrc/bindings.cpp"]
 TORCH_MAJOR, TORCH_MINOR = torch.__version__.split("+")[0].split(".")[:2]
 
 

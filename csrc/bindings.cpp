@@ -1,13 +1,13 @@
 // Python binding: a list of definitions over recorder.h (the ATen-side
-// recorder), modules.h (markers, shape log, module walk) and attribute.h
-// (the attribution kernel). No ATen or torch
+// recorder), modules.h (markers, shape log, module walk) and kernels.h
+// (the attribution and counting kernels). No ATen or torch
 // Python headers here, so this file compiles fast.
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "attribute.h"
+#include "kernels.h"
 #include "modules.h"
 #include "recorder.h"
 
@@ -133,6 +133,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     if (!r) throw py::error_already_set();
     return py::reinterpret_steal<py::list>(r);
   });
+  // (distinct formatted cells, index per value) of a numeric column; kind: NUMBER_KINDS.
+  m.def("number_cells", [](py::array_t<double, py::array::c_style | py::array::forcecast> values, int kind, bool ascii) {
+    if (values.ndim() != 1) throw py::value_error("number_cells: expects a one-dimensional array");
+    if (kind < kNumberTime || kind > kNumberInt) throw py::value_error("number_cells: unknown kind");
+    std::vector<int64_t> inv;
+    PyObject* cells = number_cells(values.data(), values.shape(0), static_cast<NumberKind>(kind), ascii, &inv);
+    if (!cells) throw py::error_already_set();
+    return py::make_tuple(py::reinterpret_steal<py::list>(cells), to_array(std::move(inv), 0));
+  });
   // (distinct values in order of first appearance, first index of each, index per element)
   // of a 1-D numeric array: floats as float64, integers and bools as int64.
   m.def("factorize", [](py::array values) -> py::tuple {
@@ -230,6 +239,36 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           });
   }
 
+  using I64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+  using Flags = py::array_t<bool, py::array::c_style | py::array::forcecast>;
+  auto op_table = [](const I64& ops) {
+    if ((ops.ndim() != 2 || ops.shape(1) != kOpCols) && ops.size()) throw py::value_error("ops must be n x len(OP_COLS)");
+    return ops.size() / kOpCols;
+  };
+  auto flags_of = [](const Flags& f, int64_t n) {
+    if (f.ndim() != 1 || f.size() != n) throw py::value_error("a flag array does not match the ops");
+    return reinterpret_cast<const uint8_t*>(f.data());
+  };
+  // (todo ops, group per todo op, first op per group) of one counting round (kernels.h).
+  m.def("count_todo", [op_table, flags_of](I64 ops, I64 args, Flags candidate, Flags counted) {
+    int64_t n = op_table(ops);
+    CountTodo t;
+    if (!count_todo(ops.data(), n, args.data(), args.size(), flags_of(candidate, n), flags_of(counted, n), &t))
+      throw py::value_error("count_todo: malformed op table (parent or argument offsets)");
+    return py::make_tuple(to_array(std::move(t.todo), 0), to_array(std::move(t.group), 0), to_array(std::move(t.rep), 0));
+  });
+  // The ops to report as uncounted (bool per op; kernels.h).
+  m.def("count_top", [op_table, flags_of](I64 ops, Flags mask, Flags counted, Flags failed, Flags scope_name) {
+    int64_t n = op_table(ops);
+    py::array_t<bool> top(n);
+    if (scope_name.ndim() != 1) throw py::value_error("count_top: scope_name must be one-dimensional");
+    if (!count_top(ops.data(), n, flags_of(mask, n), flags_of(counted, n), flags_of(failed, n),
+                   reinterpret_cast<const uint8_t*>(scope_name.data()), scope_name.size(),
+                   reinterpret_cast<uint8_t*>(top.mutable_data())))
+      throw py::value_error("count_top: malformed op table (parent or name ids)");
+    return top;
+  });
+
   // Column layout, so Python never hard-codes it.
   py::dict op_cols, call_cols, mem_cols, tags;
   const char* op_names[] = {"name", "scope", "seq_nr", "fwd_thread", "thread", "start", "end",
@@ -253,4 +292,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("CALL_COLS") = call_cols;
   m.attr("MEM_COLS") = mem_cols;
   m.attr("ARG_TAGS") = tags;
+  py::dict kinds;
+  kinds["time"] = int(kNumberTime);
+  kinds["bytes"] = int(kNumberBytes);
+  kinds["count"] = int(kNumberCount);
+  kinds["int"] = int(kNumberInt);
+  m.attr("NUMBER_KINDS") = kinds;
 }

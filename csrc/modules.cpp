@@ -6,6 +6,8 @@
 #include <torch/csrc/autograd/python_variable.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 #include <string>
@@ -922,5 +924,71 @@ template void factorize<int64_t>(const int64_t*, int64_t, std::vector<int64_t>*,
                                  std::vector<int64_t>*);
 template void factorize<double>(const double*, int64_t, std::vector<double>*, std::vector<int64_t>*,
                                 std::vector<int64_t>*);
+
+
+// ------------------------------------------------------------------ number cells
+namespace {
+double round3(double a) {  // report._round3: 3 significant digits, halves to even (np.round)
+  double mag = std::floor(std::log10(std::max(std::fabs(a), 1.0)));
+  double scale = std::pow(10.0, mag - 2);
+  return std::nearbyint(a / scale) * scale;
+}
+
+// report.fmt_time / fmt_bytes / fmt_count / str(int): printf's %.Nf rounds like Python's format.
+int format_number(double v, NumberKind kind, bool ascii, char* buf, size_t size) {
+  if (v != v) return snprintf(buf, size, "-");
+  switch (kind) {
+    case kNumberTime:
+      if (v >= 1e9) return snprintf(buf, size, "%.2f s", v / 1e9);
+      if (v >= 1e6) return snprintf(buf, size, "%.2f ms", v / 1e6);
+      if (v >= 1e3) return snprintf(buf, size, ascii ? "%.1f us" : "%.1f \xc2\xb5s", v / 1e3);
+      return snprintf(buf, size, "%.0f ns", v);
+    case kNumberBytes: {
+      const char* sign = v < 0 ? "-" : "";
+      double a = std::fabs(v);
+      if (a >= 1073741824.0) return snprintf(buf, size, "%s%.2f GiB", sign, a / 1073741824.0);
+      if (a >= 1048576.0) return snprintf(buf, size, "%s%.2f MiB", sign, a / 1048576.0);
+      if (a >= 1024.0) return snprintf(buf, size, "%s%.2f KiB", sign, a / 1024.0);
+      return snprintf(buf, size, "%s%lld B", sign, static_cast<long long>(a));
+    }
+    case kNumberCount: {
+      double a = std::fabs(v);
+      if (a >= 1e12) return snprintf(buf, size, "%.2fT", v / 1e12);
+      if (a >= 1e9) return snprintf(buf, size, "%.2fG", v / 1e9);
+      if (a >= 1e6) return snprintf(buf, size, "%.2fM", v / 1e6);
+      if (a >= 1e3) return snprintf(buf, size, "%.2fK", v / 1e3);
+      return snprintf(buf, size, "%lld", static_cast<long long>(v));
+    }
+    case kNumberInt:
+      return snprintf(buf, size, "%lld", static_cast<long long>(v));
+  }
+  return snprintf(buf, size, "-");
+}
+}  // namespace
+
+PyObject* number_cells(const double* values, int64_t n, NumberKind kind, bool ascii, std::vector<int64_t>* inv) {
+  std::vector<double> rounded;
+  if (kind == kNumberTime) {
+    rounded.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) rounded[i] = round3(values[i]);
+    values = rounded.data();
+  }
+  std::vector<double> uniq;
+  std::vector<int64_t> first;
+  factorize(values, n, &uniq, &first, inv);
+  PyObject* cells = PyList_New(static_cast<Py_ssize_t>(uniq.size()));
+  if (!cells) return nullptr;
+  char buf[64];
+  for (size_t i = 0; i < uniq.size(); ++i) {
+    int len = format_number(uniq[i], kind, ascii, buf, sizeof(buf));
+    PyObject* s = PyUnicode_DecodeUTF8(buf, std::min<Py_ssize_t>(len, sizeof(buf) - 1), "strict");
+    if (!s) {
+      Py_DECREF(cells);
+      return nullptr;
+    }
+    PyList_SET_ITEM(cells, static_cast<Py_ssize_t>(i), s);
+  }
+  return cells;
+}
 
 }  // namespace torchscope

@@ -91,4 +91,11 @@ PyObject* tree_labels(PyObject* names, PyObject* types, const int64_t* keep, con
 template <class T>
 void factorize(const T* v, int64_t n, std::vector<T>* uniq, std::vector<int64_t>* first, std::vector<int64_t>* inv);
 
+// The report's numeric cells: the distinct values of values[0..n) formatted like report.py's
+// fmt_time (after rounding to 3 significant digits, as report._round3), fmt_bytes,
+// fmt_count or str(int); NaN is "-". Returns the list of distinct cells (new reference, or
+// NULL with a Python error set) and, per value, its cell's index in inv.
+enum NumberKind : int { kNumberTime = 0, kNumberBytes = 1, kNumberCount = 2, kNumberInt = 3 };
+PyObject* number_cells(const double* values, int64_t n, NumberKind kind, bool ascii, std::vector<int64_t>* inv);
+
 }  // namespace torchscope

@@ -81,6 +81,15 @@ struct ThreadState {
   std::vector<OpenCall> call_stack;
   // name -> id cache; views point into the process-wide name storage.
   std::unordered_map<std::string_view, int32_t> name_cache;
+  // In front of it, by the name's address: an op's schema name lives as long as the op, so
+  // its address repeats. A record named by a string (autograd nodes) may reuse an address
+  // for another name: a hit is confirmed by comparing the text (cheaper than hashing it).
+  struct Recent {
+    const char* address = nullptr;
+    const char* text = nullptr;  // the interned copy
+    int32_t id = -1;
+  };
+  Recent recent[256];
 };
 thread_local ThreadState tls;
 
@@ -164,13 +173,27 @@ int32_t intern_slow(std::string_view name) {
   return id;
 }
 
-inline int32_t intern(ThreadState& ts, const char* name) {
-  std::string_view key(name ? name : "");
+int32_t intern_cached(ThreadState& ts, const char* name) {
+  std::string_view key(name);
   auto it = ts.name_cache.find(key);
-  if (C10_LIKELY(it != ts.name_cache.end())) return it->second;
+  if (it != ts.name_cache.end()) return it->second;
   int32_t id = intern_slow(key);
   std::lock_guard<std::mutex> lk(g_names_mu);
   ts.name_cache.emplace(std::string_view(g_names[id]), id);
+  return id;
+}
+
+inline int32_t intern(ThreadState& ts, const char* name) {
+  if (C10_UNLIKELY(!name)) name = "";
+  auto& slot = ts.recent[(reinterpret_cast<uintptr_t>(name) >> 3) & 255];
+  if (C10_LIKELY(slot.address == name && std::strcmp(slot.text, name) == 0)) return slot.id;
+  int32_t id = intern_cached(ts, name);
+  {
+    std::lock_guard<std::mutex> lk(g_names_mu);
+    slot.text = g_names[id].c_str();  // (deque: stable)
+  }
+  slot.address = name;
+  slot.id = id;
   return id;
 }
 

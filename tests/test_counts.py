@@ -95,24 +95,42 @@ def test_record_shapes_off_leaves_macs_not_counted():
     assert profile_summary(model, x, verbose=0).total_macs == 2 * 8 * 36 * 27 + 288 * 10 * 2  # default: counted
 
 
-def test_group_identical_ops_without_arguments():
-    """Ops with no packed arguments (anywhere, last included) group by name only, like the rest."""
+@pytest.mark.parametrize("backend", ["C", "python twin"])
+def test_counting_rounds_group_identical_ops_without_arguments(backend):
+    """Ops with no packed arguments (anywhere, last included) group by name only, like the rest;
+    an op under another candidate is not in the round."""
     import numpy as np
 
-    from torchscope.count import _group_identical
+    from torchscope import _pyrecorder
+    from torchscope._ext import C
 
-    name = np.array([0, 1, 0, 1, 0, 2, 0], dtype=np.int64)
-    ln = np.array([2, 0, 2, 0, 0, 3, 0], dtype=np.int64)
+    count_todo = C.count_todo if backend == "C" else _pyrecorder.count_todo
+    cols = C.OP_COLS
+    name = np.array([0, 1, 0, 1, 0, 2, 0, 3], dtype=np.int64)
+    ln = np.array([2, 0, 2, 0, 0, 3, 0, 2], dtype=np.int64)
     off = np.concatenate([[0], np.cumsum(ln)[:-1]])
-    args = np.array([7, 8, 7, 8, 1, 2, 3], dtype=np.int64)
-    idx = np.arange(len(name))
-    groups, rep = _group_identical(name, off, ln, args, idx)
+    args = np.array([7, 8, 7, 8, 1, 2, 3, 5, 5], dtype=np.int64)
+
+    def table(lengths, parent):
+        ops = np.zeros((len(name), len(cols)), dtype=np.int64)
+        ops[:, cols["name"]], ops[:, cols["args_off"]], ops[:, cols["args_len"]] = name, off, lengths
+        ops[:, cols["parent"]] = parent
+        return ops
+    flat = np.full(len(name), -1)
+    flat[7] = 6  # op 7 runs inside op 6: not outermost
+    idx = np.arange(7)
+    todo, groups, rep = count_todo(table(ln, flat), args, np.ones(len(name), bool), np.zeros(len(name), bool))
+    assert todo.tolist() == idx.tolist()
     key = [(int(name[i]), tuple(args[off[i]:off[i] + ln[i]].tolist())) for i in idx]
     for i in idx:
         for j in idx:
             assert (groups[i] == groups[j]) == (key[i] == key[j]), (i, j)
     assert [key[r] for r in rep] == list(dict.fromkeys(key))
-    assert len(_group_identical(name, off, np.zeros_like(ln), args, idx)[1]) == 3  # no args at all
+    no_args = count_todo(table(np.zeros_like(ln), flat), args, np.ones(len(name), bool), np.zeros(len(name), bool))
+    assert len(no_args[2]) == 3  # no args at all: by name
+    counted = np.zeros(len(name), bool)
+    counted[[0, 2]] = True
+    assert 0 not in count_todo(table(ln, flat), args, np.ones(len(name), bool), counted)[0].tolist()
 
 
 def test_in_place_views_are_zero_mac_and_backward_pass_time_is_labelled():

@@ -4,10 +4,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from torchscope import ProfileSummary, profile_summary
+from torchscope._ext import C
 from torchscope.models import SmallResNet
 
 
@@ -183,12 +185,26 @@ def test_html_in_every_style_escapes(seed):
         assert str(s) == s.table(style=style, row_settings=["var_names"])
 
 
-def test_time_cells_scalar_and_array_formatters_agree_at_unit_boundaries():
-    from torchscope.report import fmt_time, fmt_times
+@pytest.mark.parametrize("backend", ["C", "python twin"])
+def test_numeric_cells_format_like_the_python_formatters_at_unit_boundaries(backend):
+    from torchscope import _pyrecorder
+    from torchscope.report import _round3, fmt_bytes, fmt_count, fmt_time
 
-    vals = [0, 1, 999.4, 999.6, 1000, 1234.5, 999_999, 1e6, 2.5e6, 1e9, 3.7e10, -5]
-    want = ["0 ns", "1 ns", "999 ns", "1000 ns", "1.0 µs", "1.2 µs", "1000.0 µs", "1.00 ms", "2.50 ms",
-            "1.00 s", "37.00 s", "-5 ns"]
-    assert [fmt_time(v) for v in vals] == fmt_times(vals) == want
-    assert fmt_time(1500, ascii_only=True) == fmt_times([1500], ascii_only=True)[0] == "1.5 us"
-    assert fmt_time(None) == fmt_time(float("nan")) == fmt_times([float("nan")])[0] == "-"
+    number_cells = C.number_cells if backend == "C" else _pyrecorder.number_cells
+    kinds = C.NUMBER_KINDS
+
+    def cells(vals, kind, ascii_only=False):
+        uniq, inv = number_cells(np.array(vals, dtype=np.float64), kinds[kind], ascii_only)
+        return [uniq[i] for i in np.asarray(inv).tolist()]
+
+    times = [0, 1, 999.4, 999.6, 1000, 1234.5, 1235, 1245, 999_999, 1e6, 2.5e6, 1e9, 3.7e10, -5, 0.5, 1.5]
+    want = ["0 ns", "1 ns", "999 ns", "1.0 µs", "1.0 µs", "1.2 µs", "1.2 µs", "1.2 µs", "1.00 ms", "1.00 ms",
+            "2.50 ms", "1.00 s", "37.00 s", "-5 ns", "0 ns", "2 ns"]  # 3 digits, halves to even, then the unit
+    assert cells(times, "time") == want == [fmt_time(v) for v in _round3(np.array(times)).tolist()]
+    assert cells([1500, float("nan")], "time", ascii_only=True) == ["1.5 us", "-"]
+    sizes = [0, 1, 1023, 1024, 1536, 2**20 - 1, 2**20, 3 * 2**30, -512, -2048]
+    assert cells(sizes, "bytes") == [fmt_bytes(v) for v in sizes]
+    assert cells(sizes, "bytes")[-3:] == ["3.00 GiB", "-512 B", "-2.00 KiB"]
+    counts = [0, 7, 999, 1000, 4096, 1_234_567, 2.5e9, 1e12, -1500, 316800]
+    assert cells(counts, "count") == [fmt_count(v) for v in counts]
+    assert cells([0, 12, 600], "int") == ["0", "12", "600"]

@@ -50,7 +50,7 @@ def _jit_build(reason: str):
     )
     return load(
         name=name,
-        sources=[os.path.join(src, f) for f in ("recorder.cpp", "modules.cpp", "attribute.cpp", "bindings.cpp")],
+        sources=[os.path.join(src, f) for f in ("recorder.cpp", "modules.cpp", "kernels.cpp", "bindings.cpp")],
         extra_cflags=["-O2", "-DNDEBUG", f"-DTORCHSCOPE_TORCH_MAJOR={TORCH_MINOR.split('.')[0]}",
                       f"-DTORCHSCOPE_TORCH_MINOR={int(TORCH_MINOR.split('.')[1])}"],
         build_directory=build_dir,

@@ -507,6 +507,24 @@ def factorize(values):
     return uniq[order], first[order].astype(np.int64), rank[inv.reshape(-1)].astype(np.int64)
 
 
+NUMBER_KINDS = {"time": 0, "bytes": 1, "count": 2, "int": 3}
+
+
+def number_cells(values, kind, ascii_only):
+    """Twin of the C numeric cells (modules.h: number_cells), with report.py's formatters."""
+    from .report import _round3, fmt_bytes, fmt_count, fmt_time
+
+    a = np.asarray(values, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError("number_cells: expects a one-dimensional array")
+    if kind == NUMBER_KINDS["time"]:
+        a = _round3(a)
+    fmt = {NUMBER_KINDS["time"]: lambda x: fmt_time(x, ascii_only), NUMBER_KINDS["bytes"]: fmt_bytes,
+           NUMBER_KINDS["count"]: fmt_count, NUMBER_KINDS["int"]: lambda x: str(int(x))}[kind]
+    uniq, _first, inv = factorize(a)
+    return ["-" if x != x else fmt(x) for x in uniq.tolist()], inv
+
+
 def attribute_forward(ops, calls, mem, engine_names, iters, device_type):
     """The C++ module's attribution kernel has no twin here: attribute.py's vectorised path,
     which the kernel is tested against, handles every trace."""
@@ -514,7 +532,7 @@ def attribute_forward(ops, calls, mem, engine_names, iters, device_type):
 
 
 def flags_under(flag, parent):
-    """Twin of the C op-tree flags (attribute.h): per op, whether some proper ancestor has
+    """Twin of the C op-tree flags (kernels.h): per op, whether some proper ancestor has
     `flag` set (one vectorised step per nesting level, over the ops still undecided)."""
     flag, parent = np.asarray(flag, dtype=bool), np.asarray(parent, dtype=np.int64)
     out = np.zeros(len(parent), dtype=bool)
@@ -540,3 +558,47 @@ def flags_above(flag, parent):
         out[anc] = True
         anc = parent[anc]
     return out
+
+
+def count_todo(ops, args, candidate, counted):
+    """Twin of the C counting round (kernels.h: count_todo): the outermost candidates not yet
+    counted, grouped by (name, packed arguments) with a vectorised hash."""
+    parent = ops[:, OP_COLS["parent"]]
+    todo = np.nonzero(candidate & ~counted & ~flags_under(candidate, parent))[0]
+    groups, rep = _group_identical(ops[:, OP_COLS["name"]], ops[:, OP_COLS["args_off"]], ops[:, OP_COLS["args_len"]],
+                                   args, todo)
+    return todo, groups, rep
+
+
+def count_top(ops, mask, counted, failed, scope_name):
+    """Twin of the C uncounted-op selection (kernels.h: count_top)."""
+    name, parent = ops[:, OP_COLS["name"]], ops[:, OP_COLS["parent"]]
+    open_ = mask & ~counted & ~flags_above(counted, parent) & ~flags_under(counted, parent) & ~scope_name[name]
+    failed = failed & open_
+    parent_open = np.where(parent >= 0, open_[np.maximum(parent, 0)], False)
+    top = open_ & ~parent_open
+    if failed.any():
+        top = (failed & ~flags_under(failed, parent)) | (top & ~flags_above(failed, parent))
+    return top
+
+
+_HASH_W = np.random.default_rng(12345).integers(1, 2**62, size=(2, 64), dtype=np.int64) | 1
+
+
+def _group_identical(name, off, ln, args, idx):
+    """Group ops `idx` by (name, packed args). Returns (group id per op, representative op per group)."""
+    if len(idx) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lens = ln[idx]
+    starts = np.cumsum(lens) - lens
+    rel = np.arange(int(lens.sum())) - np.repeat(starts, lens)
+    vals = args[np.repeat(off[idx], lens) + rel]
+    rel = np.minimum(rel, _HASH_W.shape[1] - 1)
+    h = np.zeros(len(idx), dtype=np.int64)
+    some = lens > 0  # reduceat would give an op without arguments its neighbour's first value
+    with np.errstate(over="ignore"):  # arithmetic wraps mod 2**64: fine for a hash
+        if some.any():
+            h[some] = np.add.reduceat(vals * _HASH_W[0][rel] + rel, starts[some])
+        h = h * _HASH_W[1][0] + name[idx] * _HASH_W[1][1] + lens * _HASH_W[1][2]
+    _, first, groups = factorize(h)
+    return groups, idx[first]

@@ -332,8 +332,8 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     ins, outs = _row_shapes(trace, att.call_ids)
     mlist = module.tolist()
     mod_names, mod_types = trace.index.names, trace.index.types
-    names = [mod_names[m] or mod_types[m] for m in mlist]
-    types = [mod_types[m] for m in mlist]
+    types = list(map(mod_types.__getitem__, mlist))
+    names = [nm or tp for nm, tp in zip(map(mod_names.__getitem__, mlist), types)]
     mem = att.mem
     cols = {
         "name": names, "type": types, "depth": att.depth, "parent": att.parent,
@@ -467,6 +467,8 @@ def _row_shapes(trace, call_ids) -> tuple[list, list]:
 
 def _kernel_sizes(raw: list, modules: list) -> list:
     """Per row: the module's kernel_size attribute as a tuple (None for modules without one)."""
+    if raw.count(None) == len(raw):  # (no module has one: the common case for MLPs and transformers)
+        return [None] * len(modules)
     has = {i: (k,) if isinstance(k, int) else tuple(k) if isinstance(k, (tuple, list)) else None
            for i, k in enumerate(raw) if k is not None}
     return [has.get(m) for m in modules] if has else [None] * len(modules)

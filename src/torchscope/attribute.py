@@ -438,7 +438,7 @@ def _engine_names(names: list) -> np.ndarray:
 
 def _forward_kernel(trace: Trace, device_type: int) -> Attribution | None:
     """The common case (forward passes on one thread, no autograd-engine work, no call that
-    raised) in one C sweep (csrc/attribute.cpp, ~20x faster); None outside it, or with the
+    raised) in one C sweep (csrc/kernels.cpp, ~20x faster); None outside it, or with the
     pure-Python recorder, whose C twin is attribute_vectorised itself."""
     r = C.attribute_forward(trace.ops, trace.calls, trace.mem if trace.memory_tracking else None,
                             _engine_names(trace.names), trace.iters, device_type)

@@ -356,7 +356,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         notes.append("memory not tracked: torch.profiler is active (its state holds the allocator slot)")
 
     regions = sorted({f"{names[i] or types[i]} ({kind})" for i, kind in enumerate(index.regions)
-                      if kind and not index.opaque[i]})
+                      if kind and not index.opaque[i]}) if index.regions.count(None) < len(index.regions) else []
     if regions:
         notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
     several = warmup + iters > 1

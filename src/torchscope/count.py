@@ -389,18 +389,24 @@ _ZERO_MAC = re.compile(
 )
 
 
-_ZERO_MAC_CACHE: dict = {}  # op name -> matches _ZERO_MAC (the recorder's name table only grows)
+_NAME_FLAGS: dict = {}  # tuple of op names -> (has formula, zero by convention, transparent scope)
 
 
-def op_formula_flags(names: list) -> tuple[np.ndarray, np.ndarray]:
-    """Per op-name id: has a MAC formula / is zero-MAC by convention."""
-    cache = _ZERO_MAC_CACHE
-    for nm in names:
-        if nm not in cache:  # (autograd-engine wrappers, run by autograd.grad inside a forward: no work)
-            cache[nm] = bool(_ZERO_MAC.match(nm)) or nm.startswith("autograd::engine::")
-    has = np.fromiter((n in MAC_FORMULAS for n in names), dtype=bool, count=len(names))
-    zero = np.fromiter((cache[n] for n in names), dtype=bool, count=len(names))
-    return has, zero
+def op_formula_flags(names: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per op-name id: has a MAC formula / is zero-MAC by convention / is a scope that is not a
+    dispatcher op (a Python autograd.Function, record_function: no work of its own)."""
+    key = tuple(names)
+    flags = _NAME_FLAGS.get(key)
+    if flags is None:
+        if len(_NAME_FLAGS) > 16:  # (a name table only grows: older keys are prefixes)
+            _NAME_FLAGS.clear()
+        has = np.fromiter((n in MAC_FORMULAS for n in names), dtype=bool, count=len(names))
+        # (autograd-engine wrappers, run by autograd.grad inside a forward: no work)
+        zero = np.fromiter((bool(_ZERO_MAC.match(n)) or n.startswith("autograd::engine::") for n in names),
+                           dtype=bool, count=len(names))
+        scope = np.fromiter(("::" not in n for n in names), dtype=bool, count=len(names)) & ~has
+        flags = _NAME_FLAGS[key] = (has, zero, scope)
+    return flags
 
 
 def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
@@ -421,29 +427,26 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     counted = np.zeros(n, dtype=bool)
     if n == 0:
         return macs, counted, {}  # (all False: no op listed either)
-    has, zero = op_formula_flags(names)
+    has, zero, scope = op_formula_flags(names)
     name = ops[:, OPC["name"]]
-    parent = ops[:, OPC["parent"]]
-    off, ln = ops[:, OPC["args_off"]], ops[:, OPC["args_len"]]
     candidate = mask & has[name]
     failed = np.zeros(n, dtype=bool)
     while True:
-        # The outermost candidates not yet evaluated (outermost formula wins). A second
+        # The outermost candidates not yet evaluated (outermost formula wins), grouped by
+        # (op, arguments): a model repeats its layers, so each group is decoded once. A second
         # round happens only when a formula failed and uncovered the ops below it.
-        todo = np.nonzero(candidate & ~counted & ~C.flags_under(candidate, parent))[0]
+        todo, groups, rep = C.count_todo(ops, args, candidate, counted)
         if len(todo) == 0:
             break
-        # Identical (op, arguments) pairs are common (a model repeats its layers):
-        # group them with a vectorised hash of the packed arguments, decode once each.
-        groups, rep = _group_identical(name, off, ln, args, todo)
         again = False
         for g, i in enumerate(rep.tolist()):
-            o, l = int(off[i]), int(ln[i])
+            op = ops[i]
             try:
-                v = int(MAC_FORMULAS[names[name[i]]](decode_args(args, o, l)))
+                v = int(MAC_FORMULAS[names[op[OPC["name"]]]](decode_args(args, int(op[OPC["args_off"]]),
+                                                                         int(op[OPC["args_len"]]))))
             except Exception:  # arguments not understood (e.g. opaque tensors, None): transparent
                 v = -1
-            members = todo[groups == g]
+            members = todo[groups == g] if len(rep) > 1 else todo
             if v >= 0:
                 macs[members] = v
                 counted[members] = True
@@ -454,23 +457,16 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
         if not again:
             break
 
-    # Ops with a counted descendant or ancestor are accounted for. Scopes that are not
-    # dispatcher ops (a Python autograd.Function, record_function) hold no work of their own:
-    # their children stand for themselves.
-    scope = (np.fromiter(("::" not in n for n in names), dtype=bool, count=len(names)) & ~has)[name]
-    open_ = mask & ~counted & ~C.flags_above(counted, parent) & ~C.flags_under(counted, parent) & ~scope
-    # Report each uncounted chain once: at the outermost failed formula op inside it (the
-    # actionable name), else at its top.
-    failed &= open_
-    parent_open = np.where(parent >= 0, open_[np.maximum(parent, 0)], False)
-    top = open_ & ~parent_open
-    if failed.any():
-        top = (failed & ~C.flags_under(failed, parent)) | (top & ~C.flags_above(failed, parent))
+    # Ops with a counted descendant or ancestor are accounted for; transparent scopes' children
+    # stand for themselves. Each uncounted chain is reported once: at the outermost failed
+    # formula op inside it (the actionable name), else at its top.
+    top = C.count_top(ops, mask, counted, failed, scope)
     uncounted = {}
     conventional = zero & ~has  # per name: no MACs by convention
-    ids, cnt = np.unique(name[top], return_counts=True)
+    per_name = np.bincount(name[top], minlength=len(names))
+    ids = np.nonzero(per_name)[0]
     trivial = 0
-    for i, c in zip(ids.tolist(), cnt.tolist()):
+    for i, c in zip(ids.tolist(), per_name[ids].tolist()):
         if conventional[i]:
             trivial += c
         else:
@@ -478,28 +474,6 @@ def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
     if trivial:
         uncounted[ZERO_MAC_KEY] = trivial
     return macs, top & ~conventional[name], uncounted
-
-
-_HASH_W = np.random.default_rng(12345).integers(1, 2**62, size=(2, 64), dtype=np.int64) | 1
-
-
-def _group_identical(name, off, ln, args, idx):
-    """Group ops `idx` by (name, packed args). Returns (group id per op, representative op per group)."""
-    if len(idx) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    lens = ln[idx]
-    starts = np.cumsum(lens) - lens
-    rel = np.arange(int(lens.sum())) - np.repeat(starts, lens)
-    vals = args[np.repeat(off[idx], lens) + rel]
-    rel = np.minimum(rel, _HASH_W.shape[1] - 1)
-    h = np.zeros(len(idx), dtype=np.int64)
-    some = lens > 0  # reduceat would give an op without arguments its neighbour's first value
-    with np.errstate(over="ignore"):  # arithmetic wraps mod 2**64: fine for a hash
-        if some.any():
-            h[some] = np.add.reduceat(vals * _HASH_W[0][rel] + rel, starts[some])
-        h = h * _HASH_W[1][0] + name[idx] * _HASH_W[1][1] + lens * _HASH_W[1][2]
-    _, first, groups = C.factorize(h)
-    return groups, idx[first]
 
 
 ZERO_MAC_KEY = "(views, elementwise, norms, pooling: no MACs by convention)"

@@ -89,7 +89,7 @@ def fmt_bytes(v) -> str:
     return f"{sign}{int(v)} B"
 
 
-# Time units, largest first; the last one takes everything below (fmt_time and fmt_times).
+# Time units, largest first; the last one takes everything below (C.number_cells formats the same).
 _TIME_UNITS = ((1e9, "{:.2f} s"), (1e6, "{:.2f} ms"), (1e3, "{:.1f} µs"), (1.0, "{:.0f} ns"))
 
 
@@ -99,21 +99,6 @@ def fmt_time(ns, ascii_only=False) -> str:
     ns = float(ns)
     scale, pattern = next((u for u in _TIME_UNITS if ns >= u[0]), _TIME_UNITS[-1])
     return (pattern.replace("µs", "us") if ascii_only else pattern).format(ns / scale)
-
-
-def fmt_times(values, ascii_only=False) -> list:
-    """fmt_time over an array at once (one str.format per value, no per-value branching)."""
-    a = np.asarray(values, dtype=np.float64)
-    out = np.full(len(a), "-", dtype=object)  # NaN: not measured
-    done = np.isnan(a)
-    for scale, pattern in _TIME_UNITS:
-        m = ~done & (a >= scale) if scale > 1 else ~done
-        if m.any():
-            if ascii_only:
-                pattern = pattern.replace("µs", "us")
-            out[m] = list(map(pattern.format, (a[m] / scale).tolist()))
-            done |= m
-    return out.tolist()
 
 
 def fmt_shape(s) -> str:
@@ -411,9 +396,8 @@ def _round3(a: np.ndarray) -> np.ndarray:
 
 
 
-def _unique_cells(values, fmt, n: int = 0, fmt_many=None):
-    """(distinct strings, index per row): format and pad each distinct value once
-    (fmt_many: formats an array of values at once)."""
+def _unique_cells(values, fmt, n: int = 0):
+    """(distinct strings, index per row): format each distinct value once."""
     if values is None:
         return np.array(["-"], dtype=object), np.zeros(n, dtype=np.int64)
     values = np.asarray(values)
@@ -421,7 +405,7 @@ def _unique_cells(values, fmt, n: int = 0, fmt_many=None):
         uniq, _first, inv = C.factorize(values.reshape(-1))
     else:
         uniq, inv = np.unique(values, return_inverse=True)
-    cells = fmt_many(uniq) if fmt_many is not None else [fmt(v) for v in uniq.tolist()]
+    cells = [fmt(v) for v in uniq.tolist()]
     return np.array(cells, dtype=object), inv.reshape(-1)
 
 
@@ -699,7 +683,7 @@ class ProfileSummary:
             if style == "torchsummary":
                 p = _unique_cells(v.torchsummary_params(key, keep), fmt, n)
             else:
-                p = _unique_cells(np.asarray(cols[key])[keep] if cols.get(key) is not None else None, fmt, n)
+                p = self._numbers(key, keep, fmt, kind="count" if compact else None)
             shared = rep if compact else rep & (v.ints("params")[keep] > 0)  # torchscope marks every repeat
             if shared.any():
                 p = (np.append(p[0], "(shared)"), np.where(shared, len(p[0]), p[1]))
@@ -718,7 +702,7 @@ class ProfileSummary:
             if style == "torchinfo":
                 vals = self._ti_select("macs", keep, v) * (2 if key == "flops" else 1)
                 return _unique_cells(vals, lambda x: f"{x:,}" if x else "--")
-            cells = self._numbers(key, keep, fmt_count if compact else comma)
+            cells = self._numbers(key, keep, fmt_count if compact else comma, kind="count" if compact else None)
             unc = cols.get("macs_uncounted_ops")
             if compact and unc is not None and cols.get(key) is not None:
                 return _lower_bound_cells(cells, np.asarray(unc)[keep] > 0, np.asarray(cols[key])[keep] == 0)
@@ -746,26 +730,29 @@ class ProfileSummary:
                 return path[i]
             return _as_cells([chain(eff[k]) or v.empty for k in keep.tolist()])
         t = v.time_fmt
-        numeric = {
-            "self_cpu": ("fwd_self_time_ns", t, True), "cpu_total": ("fwd_time_ns", t, True),
-            "bwd_self": ("bwd_self_time_ns", t, True), "bwd_total": ("bwd_time_ns", t, True),
-            "mem_alloc": ("mem_allocated", fmt_bytes, False), "mem_retained": ("mem_retained", fmt_bytes, False),
-            "mem_peak": ("mem_peak", fmt_bytes, False), "bwd_mem": ("bwd_mem_allocated", fmt_bytes, False),
-            "flops_per_s": ("flops_per_s", lambda x: fmt_count(x) + "FLOP/s" if x else "-", True),
-            "buffers": ("buffers", fmt_count, False), "ops": ("num_ops", str, False),
+        numeric = {  # field, formatter, rounded to 3 digits, kind of C.number_cells doing the same
+            "self_cpu": ("fwd_self_time_ns", t, True, "time"), "cpu_total": ("fwd_time_ns", t, True, "time"),
+            "bwd_self": ("bwd_self_time_ns", t, True, "time"), "bwd_total": ("bwd_time_ns", t, True, "time"),
+            "mem_alloc": ("mem_allocated", fmt_bytes, False, "bytes"),
+            "mem_retained": ("mem_retained", fmt_bytes, False, "bytes"),
+            "mem_peak": ("mem_peak", fmt_bytes, False, "bytes"), "bwd_mem": ("bwd_mem_allocated", fmt_bytes, False, "bytes"),
+            "flops_per_s": ("flops_per_s", lambda x: fmt_count(x) + "FLOP/s" if x else "-", True, None),
+            "buffers": ("buffers", fmt_count, False, "count"), "ops": ("num_ops", str, False, "int"),
         }
         for w in ("w_mean", "w_std", "w_min", "w_max", "w_zeros"):  # profile_summary(weight_stats=True)
-            numeric[w] = (w, lambda x: "-" if x != x else f"{x:.4g}", False)
-        field, fmt, round3 = numeric[key]
-        many = (lambda a: fmt_times(a, v.a.ascii_only)) if fmt is t else None
-        return self._numbers(field, keep, fmt, round3, many)
+            numeric[w] = (w, lambda x: "-" if x != x else f"{x:.4g}", False, None)
+        field, fmt, round3, kind = numeric[key]
+        return self._numbers(field, keep, fmt, round3, kind=kind, ascii_only=v.a.ascii_only)
 
-    def _numbers(self, field, keep, fmt, round3=False, fmt_many=None):
+    def _numbers(self, field, keep, fmt, round3=False, kind=None, ascii_only=False):
         vals = self._cols.get(field)
         if vals is None:
             return _unique_cells(None, fmt, len(keep))
         vals = np.asarray(vals)[keep]
-        return _unique_cells(_round3(vals) if round3 else vals, fmt, len(keep), fmt_many)
+        if kind is not None and vals.dtype.kind in ("iu" if kind == "int" else "iuf"):  # formatted in C
+            cells, inv = C.number_cells(vals, C.NUMBER_KINDS[kind], ascii_only)
+            return np.array(cells, dtype=object), inv
+        return _unique_cells(_round3(vals) if round3 else vals, fmt, len(keep))
 
     @staticmethod
     def _ti_select(field, keep, v):

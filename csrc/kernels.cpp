@@ -1,6 +1,6 @@
-// Attribution kernel (attribute.h): each step mirrors the numpy code of attribute.py it
+// Kernels (kernels.h): each step mirrors the numpy code of attribute.py or count.py it
 // replaces, named in the comments, so that both give the same numbers.
-#include "attribute.h"
+#include "kernels.h"
 
 #include <algorithm>
 #include <limits>
@@ -250,6 +250,69 @@ bool flags_above(const uint8_t* flag, const int64_t* parent, int64_t n, uint8_t*
     int64_t p = parent[i];
     if (p >= i) return false;
     if (p >= 0 && (flag[i] || above[i])) above[p] = 1;
+  }
+  return true;
+}
+
+bool count_todo(const int64_t* ops, int64_t n_ops, const int64_t* args, int64_t n_args, const uint8_t* candidate,
+                const uint8_t* counted, CountTodo* out) {
+  std::vector<uint8_t> under(n_ops);
+  std::vector<int64_t> parent(n_ops);
+  for (int64_t i = 0; i < n_ops; ++i) parent[i] = ops[i * kOpCols + kOpParent];
+  if (!flags_under(candidate, parent.data(), n_ops, under.data())) return false;
+  // Groups by (name, arguments): a hash of both, confirmed by comparing the arguments.
+  std::unordered_map<uint64_t, std::vector<int64_t>> groups_of_hash;  // hash -> group ids
+  for (int64_t i = 0; i < n_ops; ++i) {
+    if (!candidate[i] || counted[i] || under[i]) continue;
+    const int64_t* op = ops + i * kOpCols;
+    int64_t off = op[kOpArgsOff], len = op[kOpArgsLen];
+    if (off < 0 || len < 0 || off + len > n_args) return false;
+    uint64_t h = 1469598103934665603ull ^ static_cast<uint64_t>(op[kOpName]);
+    for (int64_t k = 0; k < len; ++k) h = (h ^ static_cast<uint64_t>(args[off + k])) * 1099511628211ull;
+    h ^= static_cast<uint64_t>(len) << 32;
+    auto& ids = groups_of_hash[h];
+    int64_t g = -1;
+    for (int64_t id : ids) {
+      const int64_t* r = ops + out->rep[id] * kOpCols;
+      if (r[kOpName] == op[kOpName] && r[kOpArgsLen] == len &&
+          std::equal(args + off, args + off + len, args + r[kOpArgsOff])) {
+        g = id;
+        break;
+      }
+    }
+    if (g < 0) {
+      g = static_cast<int64_t>(out->rep.size());
+      out->rep.push_back(i);
+      ids.push_back(g);
+    }
+    out->todo.push_back(i);
+    out->group.push_back(g);
+  }
+  return true;
+}
+
+bool count_top(const int64_t* ops, int64_t n_ops, const uint8_t* mask, const uint8_t* counted,
+               const uint8_t* failed_in, const uint8_t* scope_name, int64_t n_names, uint8_t* top) {
+  std::vector<int64_t> parent(n_ops);
+  for (int64_t i = 0; i < n_ops; ++i) parent[i] = ops[i * kOpCols + kOpParent];
+  std::vector<uint8_t> above(n_ops), under(n_ops), open(n_ops), failed(n_ops);
+  if (!flags_above(counted, parent.data(), n_ops, above.data()) ||
+      !flags_under(counted, parent.data(), n_ops, under.data()))
+    return false;
+  bool any_failed = false;
+  for (int64_t i = 0; i < n_ops; ++i) {
+    int64_t name = ops[i * kOpCols + kOpName];
+    if (name < 0 || name >= n_names) return false;
+    open[i] = mask[i] && !counted[i] && !above[i] && !under[i] && !scope_name[name];
+    failed[i] = failed_in[i] && open[i];
+    any_failed |= failed[i] != 0;
+  }
+  for (int64_t i = 0; i < n_ops; ++i) top[i] = open[i] && !(parent[i] >= 0 && open[parent[i]]);
+  if (any_failed) {  // the outermost failed formula op of a chain stands for it
+    std::vector<uint8_t> f_under(n_ops), f_above(n_ops);
+    flags_under(failed.data(), parent.data(), n_ops, f_under.data());
+    flags_above(failed.data(), parent.data(), n_ops, f_above.data());
+    for (int64_t i = 0; i < n_ops; ++i) top[i] = (failed[i] && !f_under[i]) || (top[i] && !f_above[i]);
   }
   return true;
 }
