@@ -13,6 +13,7 @@
 #include <c10/util/ThreadLocalDebugInfo.h>
 #include <torch/csrc/profiler/orchestration/observer.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -55,12 +56,39 @@ struct MemRec {
   int16_t device_type, device_index;
 };
 
+// A growable int64 array written through a raw cursor (the packed arguments): capacity is
+// ensured once per op, then values are stored without a check each (std::vector cannot
+// take values written past its size).
+class IntStream {
+ public:
+  size_t size() const { return size_; }
+  const int64_t* data() const { return data_.get(); }
+  void reserve(size_t n) {
+    if (n > cap_) grow(n);
+  }
+  int64_t* room(size_t k) {  // where to write up to k more values
+    if (cap_ - size_ < k) grow(std::max(size_ + k, 2 * cap_));
+    return data_.get() + size_;
+  }
+  void end_at(const int64_t* end) { size_ = static_cast<size_t>(end - data_.get()); }
+
+ private:
+  void grow(size_t cap) {
+    std::unique_ptr<int64_t[]> d(new int64_t[cap]);
+    if (size_) std::memcpy(d.get(), data_.get(), size_ * sizeof(int64_t));
+    data_ = std::move(d);
+    cap_ = cap;
+  }
+  std::unique_ptr<int64_t[]> data_;
+  size_t size_ = 0, cap_ = 0;
+};
+
 // One per thread per session; owned by the registry so it outlives the
 // thread (autograd workers may exit before collect()).
 struct ThreadBuffer {
   uint64_t thread_id = 0;
   std::vector<OpRec> ops;
-  std::vector<int64_t> args;
+  IntStream args;
   std::vector<CallRec> calls;
   std::vector<MemRec> mem;
 };
@@ -197,64 +225,73 @@ inline int32_t intern(ThreadState& ts, const char* name) {
   return id;
 }
 
-inline void encode_tensor(const at::Tensor& t, std::vector<int64_t>& out) {
+// Packed arguments are written through a raw cursor: capacity is ensured once per op for
+// the most its arguments can take (kArgMaxSlots each, a list's elements each), instead of a
+// capacity check per value.
+constexpr int64_t kMaxRecordedDims = 64;                  // a tensor with more is recorded opaque
+constexpr size_t kArgMaxSlots = 3 + kMaxRecordedDims;     // [tag, dtype, ndim, sizes...]
+
+inline int64_t* encode_tensor(const at::Tensor& t, int64_t* p) {
   if (!t.defined()) {
-    out.push_back(kArgUndefTensor);
-    return;
+    *p++ = kArgUndefTensor;
+    return p;
   }
   auto dtype = static_cast<int64_t>(t.scalar_type());
   // sizes() throws on these (DESIGN.md): record the dtype only. A functorch batched tensor
   // (vmap, jacrev) reports one sample's sizes: opaque too, so the formula steps aside and the
   // real batched ops underneath are counted.
   if (t.is_nested() || t.unsafeGetTensorImpl()->has_symbolic_sizes_strides() ||
-      t.key_set().has(c10::DispatchKey::FuncTorchBatched)) {
-    out.push_back(kArgOpaqueTensor);
-    out.push_back(dtype);
-    return;
+      t.key_set().has(c10::DispatchKey::FuncTorchBatched) || t.dim() > kMaxRecordedDims) {
+    *p++ = kArgOpaqueTensor;
+    *p++ = dtype;
+    return p;
   }
   auto sizes = t.sizes();
-  out.push_back(kArgTensor);
-  out.push_back(dtype);
-  out.push_back(static_cast<int64_t>(sizes.size()));
-  out.insert(out.end(), sizes.begin(), sizes.end());
+  *p++ = kArgTensor;
+  *p++ = dtype;
+  *p++ = static_cast<int64_t>(sizes.size());
+  for (int64_t d : sizes) *p++ = d;
+  return p;
 }
 
-inline void encode_scalar(const c10::IValue& v, std::vector<int64_t>& out) {
-  if (v.isTensor()) {
-    encode_tensor(v.toTensor(), out);
-  } else if (v.isNone()) {
-    out.push_back(kArgNone);
+inline int64_t* encode_scalar(const c10::IValue& v, int64_t* p) {
+  if (v.isTensor()) return encode_tensor(v.toTensor(), p);
+  if (v.isNone()) {
+    *p++ = kArgNone;
   } else if (v.isInt()) {
-    out.push_back(kArgInt);
-    out.push_back(v.toInt());
+    *p++ = kArgInt;
+    *p++ = v.toInt();
   } else if (v.isBool()) {
-    out.push_back(kArgBool);
-    out.push_back(v.toBool() ? 1 : 0);
+    *p++ = kArgBool;
+    *p++ = v.toBool() ? 1 : 0;
   } else if (v.isDouble()) {
     double d = v.toDouble();
-    int64_t bits;
-    std::memcpy(&bits, &d, sizeof(bits));
-    out.push_back(kArgDouble);
-    out.push_back(bits);
+    *p++ = kArgDouble;
+    std::memcpy(p++, &d, sizeof(d));
   } else {
-    out.push_back(kArgOther);
+    *p++ = kArgOther;
   }
+  return p;
 }
 
-inline void encode_inputs(c10::ArrayRef<const c10::IValue> inputs, std::vector<int64_t>& out) {
+inline void encode_inputs(c10::ArrayRef<const c10::IValue> inputs, IntStream& out) {
+  size_t most = 0;
+  for (const c10::IValue& v : inputs) most += v.isList() ? 2 + kArgMaxSlots * v.toListRef().size() : kArgMaxSlots;
+  int64_t* p = out.room(most);
   for (const c10::IValue& v : inputs) {
     if (v.isList()) {
       auto elems = v.toListRef();
-      out.push_back(kArgList);
-      out.push_back(static_cast<int64_t>(elems.size()));
+      *p++ = kArgList;
+      *p++ = static_cast<int64_t>(elems.size());
       for (const c10::IValue& e : elems) {
-        if (e.isList()) out.push_back(kArgOther);  // deeper nesting: not needed by any formula
-        else encode_scalar(e, out);
+        if (e.isList()) *p++ = kArgOther;  // deeper nesting: not needed by any formula
+        else p = encode_scalar(e, p);
       }
     } else {
-      encode_scalar(v, out);
+      p = encode_scalar(v, p);
     }
   }
+  out.end_at(p);
 }
 
 std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
@@ -539,7 +576,7 @@ Snapshot collect() {
       row[kOpArgsLen] = r.args_len;
       row[kOpIter] = r.iter;
     }
-    s.args.insert(s.args.end(), b->args.begin(), b->args.end());
+    s.args.insert(s.args.end(), b->args.data(), b->args.data() + b->args.size());
     for (const CallRec& c : b->calls) {
       if (c.id < 0 || c.id >= n_calls) continue;
       int64_t* row = s.calls.data() + c.id * kCallCols;

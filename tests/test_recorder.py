@@ -170,3 +170,21 @@ def test_recorded_times_are_wall_clock_nanoseconds():
     starts = ops[np.isin(ops[:, C.OP_COLS["name"]], add), C.OP_COLS["start"]]
     enter, exit_ = calls[1, C.CALL_COLS["enter"]], calls[1, C.CALL_COLS["exit"]]
     assert enter + 20e6 <= starts.min() <= exit_  # the add runs after the sleep, inside the call
+
+
+def test_tensors_of_more_than_64_dims_are_recorded_without_sizes():
+    """The recorder reserves room for 64 sizes per tensor argument: more are recorded opaque
+    (dtype only), never written past the reserved room."""
+    from torchscope.count import decode_args
+
+    class Add(torch.nn.Module):
+        def forward(self, a, b):
+            return a + a, b * 2
+
+    a, b = torch.zeros([1] * 64 + [3]), torch.zeros([1] * 63 + [2])
+    trace = capture.capture(Add(), lambda: Add()(a, b), warmup=0, iters=1, record_memory=False)
+    ops, cols = trace.ops, C.OP_COLS
+    shapes = {trace.names[o[cols["name"]]]: [v.shape for v in decode_args(trace.args, o[cols["args_off"]], o[cols["args_len"]])
+                                           if hasattr(v, "shape")] for o in ops}
+    assert shapes["aten::add"] == [None, None]  # 65 dims: opaque
+    assert shapes["aten::mul"][0] == tuple([1] * 63 + [2])  # 64 dims: recorded
