@@ -928,27 +928,64 @@ template void factorize<double>(const double*, int64_t, std::vector<double>*, st
 
 // ------------------------------------------------------------------ number cells
 namespace {
+constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                             1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
+
 double round3(double a) {  // report._round3: 3 significant digits, halves to even (np.round)
-  double mag = std::floor(std::log10(std::max(std::fabs(a), 1.0)));
-  double scale = std::pow(10.0, mag - 2);
+  double m = std::fabs(a);
+  if (!(m < 1e18)) {  // (NaN, huge)
+    double scale = std::pow(10.0, std::floor(std::log10(m)) - 2);
+    return std::nearbyint(a / scale) * scale;
+  }
+  int mag = 0;  // floor(log10(max(|a|, 1))), by comparison: exact at powers of ten
+  while (mag < 18 && m >= kPow10[mag + 1]) ++mag;
+  double scale = mag >= 2 ? kPow10[mag - 2] : (mag == 1 ? 0.1 : 0.01);
   return std::nearbyint(a / scale) * scale;
 }
 
-// report.fmt_time / fmt_bytes / fmt_count / str(int): printf's %.Nf rounds like Python's format.
+// "<q / 10^decimals>.<rest>" of a non-negative integer count q of 10^-decimals units.
+int fixed_point(int64_t q, int decimals, const char* unit, char* buf, size_t size) {
+  int64_t div = decimals == 2 ? 100 : 10;
+  return snprintf(buf, size, decimals == 2 ? "%lld.%02lld%s" : "%lld.%lld%s", static_cast<long long>(q / div),
+                  static_cast<long long>(q % div), unit);
+}
+
+// v / 2^shift with 2 decimals, rounded like printf (the quotient is exact in binary: halves to even).
+int binary_fixed(double v, int shift, const char* sign, const char* unit, char* buf, size_t size) {
+  auto n = static_cast<int64_t>(v) * 100;
+  int64_t q = n >> shift, rem = n & ((int64_t{1} << shift) - 1), half = int64_t{1} << (shift - 1);
+  if (rem > half || (rem == half && (q & 1))) ++q;
+  int len = snprintf(buf, size, "%s", sign);
+  return len + fixed_point(q, 2, unit, buf + len, size - len);
+}
+
+// report.fmt_time / fmt_bytes / fmt_count / str(int): the output of Python's format (printf's
+// %.Nf rounds the same way). Times already rounded to 3 digits and whole byte counts take
+// integer paths where the decimals shown are exact (no halfway case to round); the rest goes
+// through snprintf.
 int format_number(double v, NumberKind kind, bool ascii, char* buf, size_t size) {
   if (v != v) return snprintf(buf, size, "-");
   switch (kind) {
     case kNumberTime:
-      if (v >= 1e9) return snprintf(buf, size, "%.2f s", v / 1e9);
-      if (v >= 1e6) return snprintf(buf, size, "%.2f ms", v / 1e6);
-      if (v >= 1e3) return snprintf(buf, size, ascii ? "%.1f us" : "%.1f \xc2\xb5s", v / 1e3);
+      if (v >= 1e9) return v < 1e17 ? fixed_point(std::llround(v / 1e7), 2, " s", buf, size)
+                                     : snprintf(buf, size, "%.2f s", v / 1e9);
+      if (v >= 1e6) return fixed_point(std::llround(v / 1e4), 2, " ms", buf, size);
+      if (v >= 1e3) {  // (a multiple of 10 ns: tenths of a us are exact, unless halfway: printf decides)
+        const char* us = ascii ? " us" : " \xc2\xb5s";
+        if (std::fmod(v, 100.0) == 50.0) return snprintf(buf, size, ascii ? "%.1f us" : "%.1f \xc2\xb5s", v / 1e3);
+        return fixed_point(std::llround(v / 1e2), 1, us, buf, size);
+      }
       return snprintf(buf, size, "%.0f ns", v);
     case kNumberBytes: {
       const char* sign = v < 0 ? "-" : "";
       double a = std::fabs(v);
-      if (a >= 1073741824.0) return snprintf(buf, size, "%s%.2f GiB", sign, a / 1073741824.0);
-      if (a >= 1048576.0) return snprintf(buf, size, "%s%.2f MiB", sign, a / 1048576.0);
-      if (a >= 1024.0) return snprintf(buf, size, "%s%.2f KiB", sign, a / 1024.0);
+      bool whole = a == std::floor(a) && a < 9e16;  // (v * 100 fits in int64)
+      if (a >= 1073741824.0)
+        return whole ? binary_fixed(a, 30, sign, " GiB", buf, size) : snprintf(buf, size, "%s%.2f GiB", sign, a / 1073741824.0);
+      if (a >= 1048576.0)
+        return whole ? binary_fixed(a, 20, sign, " MiB", buf, size) : snprintf(buf, size, "%s%.2f MiB", sign, a / 1048576.0);
+      if (a >= 1024.0)
+        return whole ? binary_fixed(a, 10, sign, " KiB", buf, size) : snprintf(buf, size, "%s%.2f KiB", sign, a / 1024.0);
       return snprintf(buf, size, "%s%lld B", sign, static_cast<long long>(a));
     }
     case kNumberCount: {

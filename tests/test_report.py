@@ -208,3 +208,12 @@ def test_numeric_cells_format_like_the_python_formatters_at_unit_boundaries(back
     counts = [0, 7, 999, 1000, 4096, 1_234_567, 2.5e9, 1e12, -1500, 316800]
     assert cells(counts, "count") == [fmt_count(v) for v in counts]
     assert cells([0, 12, 600], "int") == ["0", "12", "600"]
+    # C's integer paths (3-digit times, whole bytes) against Python's format on many values,
+    # halfway cases included (1050 ns is 1.05 us: printf and Python give "1.1 µs")
+    rng = np.random.default_rng(0)
+    many = np.concatenate([rng.integers(0, 10**12, 5000), rng.integers(0, 10**7, 5000), np.arange(1000, 60000, 10),
+                           rng.random(2000) * 1e4, -rng.random(200) * 1e4]).astype(np.float64)
+    assert cells(many, "time") == [fmt_time(v) for v in _round3(many).tolist()]
+    assert cells(many, "bytes") == [fmt_bytes(v) for v in many.tolist()]
+    assert cells(many, "count") == [fmt_count(v) for v in many.tolist()]
+    assert cells([1050, 1150, 1250], "time") == ["1.1 µs", "1.1 µs", "1.2 µs"]
