@@ -89,8 +89,6 @@ void memory(const ForwardTables& t, const std::vector<int64_t>& id_to_row, Forwa
   out->mem_retained.assign(n, 0);
   out->mem_peak.assign(n, 0);
   std::vector<int64_t> times(m), level(m), row(m), free_time(m, std::numeric_limits<int64_t>::max());
-  std::unordered_map<int64_t, int64_t> last_on_ptr;  // pairs each allocation with the next event on its pointer
-  last_on_ptr.reserve(m);
   int64_t total = 0;
   for (int64_t i = 0; i < m; ++i) {
     const int64_t* e = ev[i];
@@ -99,11 +97,16 @@ void memory(const ForwardTables& t, const std::vector<int64_t>& id_to_row, Forwa
     level[i] = total += bytes;
     row[i] = call >= 0 && call < t.n_calls ? id_to_row[call] : -1;
     if (row[i] >= 0) (bytes > 0 ? out->mem_allocated[row[i]] : out->mem_freed[row[i]]) += bytes > 0 ? bytes : -bytes;
-    auto [it, fresh] = last_on_ptr.try_emplace(e[kMemPtr], i);
-    if (!fresh) {
-      if (ev[it->second][kMemBytes] > 0 && bytes < 0) free_time[it->second] = times[i];
-      it->second = i;
-    }
+  }
+  // Pairs each allocation with the next event on its pointer: events by (pointer, time order).
+  std::vector<int64_t> by_ptr(m);
+  std::iota(by_ptr.begin(), by_ptr.end(), 0);
+  std::sort(by_ptr.begin(), by_ptr.end(), [&](int64_t a, int64_t b) {
+    return ev[a][kMemPtr] != ev[b][kMemPtr] ? ev[a][kMemPtr] < ev[b][kMemPtr] : a < b;
+  });
+  for (int64_t k = 0; k + 1 < m; ++k) {
+    int64_t a = by_ptr[k], b = by_ptr[k + 1];
+    if (ev[a][kMemPtr] == ev[b][kMemPtr] && ev[a][kMemBytes] > 0 && ev[b][kMemBytes] < 0) free_time[a] = times[b];
   }
   subtree_sum(out->mem_allocated, parent);
   subtree_sum(out->mem_freed, parent);

@@ -333,7 +333,10 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     mlist = module.tolist()
     mod_names, mod_types = trace.index.names, trace.index.types
     types = list(map(mod_types.__getitem__, mlist))
-    names = [nm or tp for nm, tp in zip(map(mod_names.__getitem__, mlist), types)]
+    labels = list(mod_names)  # qualified names; the root (index 0, the only one named "") by its type
+    if labels and not labels[0]:
+        labels[0] = mod_types[0]
+    names = list(map(labels.__getitem__, mlist))
     mem = att.mem
     cols = {
         "name": names, "type": types, "depth": att.depth, "parent": att.parent,
