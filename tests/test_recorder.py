@@ -172,6 +172,7 @@ def test_recorded_times_are_wall_clock_nanoseconds():
     assert enter + 20e6 <= starts.min() <= exit_  # the add runs after the sleep, inside the call
 
 
+@pytest.mark.native
 def test_tensors_of_more_than_64_dims_are_recorded_without_sizes():
     """The recorder reserves room for 64 sizes per tensor argument: more are recorded opaque
     (dtype only), never written past the reserved room."""
