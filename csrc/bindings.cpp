@@ -134,11 +134,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return py::reinterpret_steal<py::list>(r);
   });
   // (distinct formatted cells, index per value) of a numeric column; kind: NUMBER_KINDS.
-  m.def("number_cells", [](py::array_t<double, py::array::c_style | py::array::forcecast> values, int kind, bool ascii) {
+  m.def("number_cells", [](py::array values, int kind, bool ascii) {
     if (values.ndim() != 1) throw py::value_error("number_cells: expects a one-dimensional array");
     if (kind < kNumberTime || kind > kNumberInt) throw py::value_error("number_cells: unknown kind");
     std::vector<int64_t> inv;
-    PyObject* cells = number_cells(values.data(), values.shape(0), static_cast<NumberKind>(kind), ascii, &inv);
+    PyObject* cells;
+    if (kind == kNumberInt) {  // integers as they are (a double holds only 53 bits)
+      if (values.dtype().kind() != 'i') throw py::type_error("number_cells: kind 'int' takes a signed integer array");
+      auto a = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(values);
+      cells = int_cells(a.data(), a.shape(0), &inv);
+    } else {
+      auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(values);
+      cells = number_cells(a.data(), a.shape(0), static_cast<NumberKind>(kind), ascii, &inv);
+    }
     if (!cells) throw py::error_already_set();
     return py::make_tuple(py::reinterpret_steal<py::list>(cells), to_array(std::move(inv), 0));
   });

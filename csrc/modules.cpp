@@ -842,6 +842,22 @@ PyObject* tree_labels(PyObject* names, PyObject* types, const int64_t* keep, con
   PyObject* out = PyList_New(static_cast<Py_ssize_t>(n));
   if (!out) return nullptr;
   std::string buf;
+  std::vector<PyObject*> held;  // UTF-8 copies of names with lone surrogates (surrogatepass)
+  // A str's UTF-8 form; a name with lone surrogates (legal in Python) through surrogatepass.
+  auto utf8 = [&held](PyObject* str, Py_ssize_t* len) -> const char* {
+    const char* u = PyUnicode_AsUTF8AndSize(str, len);
+    if (u || !PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return u;
+    PyErr_Clear();
+    PyObject* b = PyUnicode_AsEncodedString(str, "utf-8", "surrogatepass");
+    if (!b) return nullptr;
+    held.push_back(b);
+    *len = PyBytes_GET_SIZE(b);
+    return PyBytes_AS_STRING(b);
+  };
+  auto release = [&held]() {
+    for (PyObject* b : held) Py_DECREF(b);
+    held.clear();
+  };
   for (int64_t i = 0; i < n; ++i) {
     int64_t k = keep[i];
     if (k < 0 || k >= PyList_GET_SIZE(names) || k >= PyList_GET_SIZE(types)) {
@@ -850,15 +866,16 @@ PyObject* tree_labels(PyObject* names, PyObject* types, const int64_t* keep, con
       return nullptr;
     }
     Py_ssize_t name_len = 0, type_len = 0;
-    const char* name = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(names, k), &name_len);
-    const char* type = name ? PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(types, k), &type_len) : nullptr;
+    const char* name = utf8(PyList_GET_ITEM(names, k), &name_len);
+    const char* type = name ? utf8(PyList_GET_ITEM(types, k), &type_len) : nullptr;
     if (!type) {
+      release();
       Py_DECREF(out);
       return nullptr;
     }
     buf.clear();
-    if (!flat && depth[i] > 0) {
-      buf.append(static_cast<size_t>(2 * depth[i]), ' ');
+    if (!flat && depth[i] != 0) {  // (as the f-string: no indent below depth 0, yet the last component)
+      if (depth[i] > 0) buf.append(static_cast<size_t>(2 * depth[i]), ' ');
       const char* dot = static_cast<const char*>(memrchr(name, '.', static_cast<size_t>(name_len)));
       if (dot) {  // '.' is ASCII: never inside a multi-byte UTF-8 sequence
         name_len -= dot + 1 - name;
@@ -867,7 +884,9 @@ PyObject* tree_labels(PyObject* names, PyObject* types, const int64_t* keep, con
     }
     buf.append(name, static_cast<size_t>(name_len)).append(" (").append(type, static_cast<size_t>(type_len)).append(")");
     if (repeat[i]) buf.append(" *");
-    PyObject* s = PyUnicode_DecodeUTF8(buf.data(), static_cast<Py_ssize_t>(buf.size()), "strict");
+    PyObject* s = PyUnicode_DecodeUTF8(buf.data(), static_cast<Py_ssize_t>(buf.size()),
+                                       held.empty() ? "strict" : "surrogatepass");
+    release();
     if (!s) {
       Py_DECREF(out);
       return nullptr;
@@ -996,8 +1015,8 @@ int format_number(double v, NumberKind kind, bool ascii, char* buf, size_t size)
       if (a >= 1e3) return snprintf(buf, size, "%.2fK", v / 1e3);
       return snprintf(buf, size, "%lld", static_cast<long long>(v));
     }
-    case kNumberInt:
-      return snprintf(buf, size, "%lld", static_cast<long long>(v));
+    case kNumberInt:  // (integer arrays go through int_cells; a double here is whole)
+      return snprintf(buf, size, "%.0f", v);
   }
   return snprintf(buf, size, "-");
 }
@@ -1015,10 +1034,26 @@ PyObject* number_cells(const double* values, int64_t n, NumberKind kind, bool as
   factorize(values, n, &uniq, &first, inv);
   PyObject* cells = PyList_New(static_cast<Py_ssize_t>(uniq.size()));
   if (!cells) return nullptr;
-  char buf[64];
+  char buf[400];  // (%.2f of the largest double: 309 digits)
   for (size_t i = 0; i < uniq.size(); ++i) {
     int len = format_number(uniq[i], kind, ascii, buf, sizeof(buf));
     PyObject* s = PyUnicode_DecodeUTF8(buf, std::min<Py_ssize_t>(len, sizeof(buf) - 1), "strict");
+    if (!s) {
+      Py_DECREF(cells);
+      return nullptr;
+    }
+    PyList_SET_ITEM(cells, static_cast<Py_ssize_t>(i), s);
+  }
+  return cells;
+}
+
+PyObject* int_cells(const int64_t* values, int64_t n, std::vector<int64_t>* inv) {
+  std::vector<int64_t> uniq, first;
+  factorize(values, n, &uniq, &first, inv);
+  PyObject* cells = PyList_New(static_cast<Py_ssize_t>(uniq.size()));
+  if (!cells) return nullptr;
+  for (size_t i = 0; i < uniq.size(); ++i) {
+    PyObject* s = PyUnicode_FromFormat("%lld", static_cast<long long>(uniq[i]));
     if (!s) {
       Py_DECREF(cells);
       return nullptr;

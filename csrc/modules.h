@@ -97,5 +97,7 @@ void factorize(const T* v, int64_t n, std::vector<T>* uniq, std::vector<int64_t>
 // NULL with a Python error set) and, per value, its cell's index in inv.
 enum NumberKind : int { kNumberTime = 0, kNumberBytes = 1, kNumberCount = 2, kNumberInt = 3 };
 PyObject* number_cells(const double* values, int64_t n, NumberKind kind, bool ascii, std::vector<int64_t>* inv);
+// The same for kNumberInt over int64 values (exact beyond 2**53).
+PyObject* int_cells(const int64_t* values, int64_t n, std::vector<int64_t>* inv);
 
 }  // namespace torchscope

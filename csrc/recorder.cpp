@@ -118,6 +118,10 @@ struct ThreadState {
     int32_t id = -1;
   };
   Recent recent[256];
+  // Encoding an op's arguments: a tensor subclass may run Python, and ops, to report its
+  // sizes. Those are this observation's own, not the model's: not recorded (they would
+  // write into the argument stream being filled).
+  bool encoding = false;
 };
 thread_local ThreadState tls;
 
@@ -240,13 +244,18 @@ inline int64_t* encode_tensor(const at::Tensor& t, int64_t* p) {
   // sizes() throws on these (DESIGN.md): record the dtype only. A functorch batched tensor
   // (vmap, jacrev) reports one sample's sizes: opaque too, so the formula steps aside and the
   // real batched ops underneath are counted.
-  if (t.is_nested() || t.unsafeGetTensorImpl()->has_symbolic_sizes_strides() ||
-      t.key_set().has(c10::DispatchKey::FuncTorchBatched) || t.dim() > kMaxRecordedDims) {
+  bool opaque = t.is_nested() || t.unsafeGetTensorImpl()->has_symbolic_sizes_strides() ||
+                t.key_set().has(c10::DispatchKey::FuncTorchBatched);
+  c10::IntArrayRef sizes;
+  if (!opaque) {
+    sizes = t.sizes();
+    opaque = static_cast<int64_t>(sizes.size()) > kMaxRecordedDims;  // (what was reserved)
+  }
+  if (opaque) {
     *p++ = kArgOpaqueTensor;
     *p++ = dtype;
     return p;
   }
-  auto sizes = t.sizes();
   *p++ = kArgTensor;
   *p++ = dtype;
   *p++ = static_cast<int64_t>(sizes.size());
@@ -296,8 +305,9 @@ inline void encode_inputs(c10::ArrayRef<const c10::IValue> inputs, IntStream& ou
 
 std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
   if (!g_recording.load(std::memory_order_relaxed)) return nullptr;
+  ThreadState& ts = tls;
+  if (C10_UNLIKELY(ts.encoding)) return nullptr;
   try {
-    ThreadState& ts = tls;
     ThreadBuffer* buf = buffer_of(ts);
     auto index = static_cast<int32_t>(buf->ops.size());
     OpRec& r = buf->ops.emplace_back();
@@ -309,9 +319,17 @@ std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
     r.call = ts.call_stack.empty() ? -1 : ts.call_stack.back().id;
     r.iter = g_iter.load(std::memory_order_relaxed);
     r.args_off = static_cast<int64_t>(buf->args.size());
-    if (g_record_shapes.load(std::memory_order_relaxed)) encode_inputs(fn.inputs(), buf->args);
-    r.args_len = static_cast<int32_t>(static_cast<int64_t>(buf->args.size()) - r.args_off);
+    r.args_len = 0;
     r.end = -1;
+    if (g_record_shapes.load(std::memory_order_relaxed)) {
+      ts.encoding = true;
+      try {  // (a failure commits nothing: the op keeps no arguments, its formula steps aside)
+        encode_inputs(fn.inputs(), buf->args);
+      } catch (...) {
+      }
+      ts.encoding = false;
+      r.args_len = static_cast<int32_t>(static_cast<int64_t>(buf->args.size()) - r.args_off);
+    }
     ts.op_stack.push_back({&fn, index});
     r.start = stamp();  // last: our bookkeeping is not charged to the op
   } catch (...) {
@@ -323,6 +341,7 @@ std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
 void on_op_end(const at::RecordFunction& fn, at::ObserverContext*) {
   int64_t t = stamp();
   ThreadState& ts = tls;
+  if (C10_UNLIKELY(ts.encoding)) return;  // an op run while encoding: never started either
   if (ts.generation != g_generation.load(std::memory_order_acquire) || ts.op_stack.empty()) {
     g_dropped_ends.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -352,6 +371,7 @@ struct MemoryReporter final : public torch::profiler::impl::ProfilerStateBase {
     if (!g_recording.load(std::memory_order_relaxed)) return;
     try {
       ThreadState& ts = tls;
+      if (ts.encoding) return;  // the observation's own allocations
       ThreadBuffer* buf = buffer_of(ts);
       MemRec& m = buf->mem.emplace_back();
       m.time = stamp();

@@ -313,3 +313,18 @@ def test_range_max_by_blocks_matches_a_scan():
     lo = rng.integers(0, len(a) - 1, 300)
     hi = np.minimum(lo + rng.integers(1, 5000, 300) * rng.integers(1, 60, 300), len(a))
     assert (_range_max(a, lo, hi) == np.array([a[x:y].max() for x, y in zip(lo, hi)])).all()
+
+
+def test_a_formula_added_between_two_summaries_counts_in_the_second(monkeypatch):
+    """Which ops have a formula is read from MAC_FORMULAS at each summary (not cached with the
+    recorder's name table, which stays the same for one model)."""
+    from torchscope import count
+
+    class Cumsum(nn.Module):
+        def forward(self, x):
+            return torch.cumsum(x, 0)
+    m, x = Cumsum(), torch.randn(2, 4)
+    assert profile_summary(m, x, verbose=0, warmup=0, iters=1).total_macs == 0
+    monkeypatch.setitem(count.MAC_FORMULAS, "aten::cumsum", lambda args: 123)
+    s = profile_summary(m, x, verbose=0, warmup=0, iters=1)
+    assert s.total_macs == 123 and not s.uncounted_ops

@@ -189,3 +189,64 @@ def test_tensors_of_more_than_64_dims_are_recorded_without_sizes():
                                            if hasattr(v, "shape")] for o in ops}
     assert shapes["aten::add"] == [None, None]  # 65 dims: opaque
     assert shapes["aten::mul"][0] == tuple([1] * 63 + [2])  # 64 dims: recorded
+
+
+def _sizes_subclass(dim, sizes, on_dim=None):
+    """A wrapper tensor subclass whose sizes come from Python (dispatch_sizes_strides_policy)."""
+    from torch.utils._pytree import tree_map
+
+    class Sub(torch.Tensor):
+        @staticmethod
+        def __new__(cls, elem):
+            return torch.Tensor._make_wrapper_subclass(cls, elem.shape, dtype=elem.dtype,
+                                                       dispatch_sizes_strides_policy="sizes")
+
+        def __init__(self, elem):
+            self.elem = elem
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.dim.default:
+                if on_dim:
+                    on_dim()
+                return dim
+            if func in (torch.ops.aten.sym_size.default, torch.ops.aten.size.default):
+                return list(sizes)
+            un = lambda t: t.elem if isinstance(t, Sub) else t  # noqa: E731
+            return func(*tree_map(un, args), **tree_map(un, kwargs or {}))
+    return Sub
+
+
+class _AddHalf(torch.nn.Module):
+    def forward(self, x):
+        return torch.add(x, 1.5)
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("inner", ["small op", "op with 1000 list elements"])
+def test_ops_run_while_reading_a_subclass_size_are_not_recorded_into_the_arguments(inner):
+    """Reading a subclass's sizes can run ops; they belong to the observation, not the model,
+    and must not write into (or grow) the argument stream being filled (was: a crash)."""
+    from torchscope.count import decode_args
+
+    pre = [torch.zeros(1)] * 1000
+    work = (lambda: torch.zeros(5, 7, 9)) if inner == "small op" else (lambda: torch.cat(pre))
+    x = _sizes_subclass(2, [3, 4], on_dim=work)(torch.randn(3, 4))
+    trace = profile_summary(_AddHalf(), x, verbose=0, warmup=0, iters=1)._trace
+    names = [trace.names[i] for i in trace.ops[:, OPC["name"]]]
+    assert "aten::zeros" not in names and "aten::cat" not in names, names
+    add = trace.ops[names.index("aten::add")]
+    args = decode_args(trace.args, add[OPC["args_off"]], add[OPC["args_len"]])
+    assert args[0].shape == (3, 4) and args[1].shape == ()  # (the scalar, wrapped as a 0-dim tensor)
+
+
+@pytest.mark.native
+def test_a_subclass_reporting_fewer_dims_than_sizes_is_recorded_opaque_when_sizes_exceed_the_room():
+    from torchscope.count import decode_args
+
+    x = _sizes_subclass(1, [1] * 40000)(torch.randn(2))  # dim() says 1, sizes() has 40000
+    trace = profile_summary(_AddHalf(), x, verbose=0, warmup=0, iters=1)._trace
+    names = [trace.names[i] for i in trace.ops[:, OPC["name"]]]
+    add = trace.ops[names.index("aten::add")]
+    assert add[OPC["args_len"]] < 100
+    assert decode_args(trace.args, add[OPC["args_off"]], add[OPC["args_len"]])[0].shape is None

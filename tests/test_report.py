@@ -194,7 +194,7 @@ def test_numeric_cells_format_like_the_python_formatters_at_unit_boundaries(back
     kinds = C.NUMBER_KINDS
 
     def cells(vals, kind, ascii_only=False):
-        uniq, inv = number_cells(np.array(vals, dtype=np.float64), kinds[kind], ascii_only)
+        uniq, inv = number_cells(np.array(vals, dtype=np.int64 if kind == "int" else np.float64), kinds[kind], ascii_only)
         return [uniq[i] for i in np.asarray(inv).tolist()]
 
     times = [0, 1, 999.4, 999.6, 1000, 1234.5, 1235, 1245, 999_999, 1e6, 2.5e6, 1e9, 3.7e10, -5, 0.5, 1.5]
@@ -217,3 +217,26 @@ def test_numeric_cells_format_like_the_python_formatters_at_unit_boundaries(back
     assert cells(many, "bytes") == [fmt_bytes(v) for v in many.tolist()]
     assert cells(many, "count") == [fmt_count(v) for v in many.tolist()]
     assert cells([1050, 1150, 1250], "time") == ["1.1 µs", "1.1 µs", "1.2 µs"]
+    huge = [1e300, -1e300, 1e200]  # (C formats into a fixed buffer: room for any double)
+    assert cells(huge, "bytes") == [fmt_bytes(v) for v in huge] and cells(huge, "count") == [fmt_count(v) for v in huge]
+    ints, _ = number_cells(np.array([2**53 + 1, -(2**62)], dtype=np.int64), kinds["int"], False)
+    assert ints == [str(2**53 + 1), str(-(2**62))]  # integers as they are, not through a double
+
+
+@pytest.mark.parametrize("backend", ["C", "python twin"])
+def test_row_labels_keep_any_module_name(backend):
+    """Names with dots, non-ASCII and lone surrogates (legal in Python) label their rows."""
+    from torchscope import _pyrecorder
+
+    tree_labels = C.tree_labels if backend == "C" else _pyrecorder.tree_labels
+    names = ["", "a.b", "日本.語", "s\udc80.t", "e\U0001F600"]
+    types = ["Root", "T", "語", "T\udc81", "E"]
+    keep, depth = np.arange(5), np.array([0, 2, 1, 1, 0])
+    rep = np.array([False, True, False, False, False])
+    assert tree_labels(names, types, keep, depth, rep, False) == [
+        " (Root)", "    b (T) *", "  語 (語)", "  t (T\udc81)", "e\U0001F600 (E)"]
+    assert tree_labels(names, types, keep, depth, rep, True)[3] == "s\udc80.t (T\udc81)"
+    m = torch.nn.Sequential()
+    setattr(m, "s\udc80", torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    text = str(profile_summary(m, torch.randn(1, 2), verbose=0, warmup=0, iters=1))
+    assert "s\udc80 (Sequential)" in text and "  0 (Linear)" in text

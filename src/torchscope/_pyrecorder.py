@@ -514,6 +514,9 @@ def number_cells(values, kind, ascii_only):
     """Twin of the C numeric cells (modules.h: number_cells), with report.py's formatters."""
     from .report import _round3, fmt_bytes, fmt_count, fmt_time
 
+    if kind == NUMBER_KINDS["int"]:
+        uniq, _first, inv = factorize(np.asarray(values, dtype=np.int64))
+        return [str(x) for x in uniq.tolist()], inv
     a = np.asarray(values, dtype=np.float64)
     if a.ndim != 1:
         raise ValueError("number_cells: expects a one-dimensional array")

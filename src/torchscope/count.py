@@ -389,24 +389,21 @@ _ZERO_MAC = re.compile(
 )
 
 
-_NAME_FLAGS: dict = {}  # tuple of op names -> (has formula, zero by convention, transparent scope)
+_ZERO_MAC_CACHE: dict = {}  # op name -> zero-MAC by convention (the pattern is fixed; a name's answer too)
 
 
 def op_formula_flags(names: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per op-name id: has a MAC formula / is zero-MAC by convention / is a scope that is not a
-    dispatcher op (a Python autograd.Function, record_function: no work of its own)."""
-    key = tuple(names)
-    flags = _NAME_FLAGS.get(key)
-    if flags is None:
-        if len(_NAME_FLAGS) > 16:  # (a name table only grows: older keys are prefixes)
-            _NAME_FLAGS.clear()
-        has = np.fromiter((n in MAC_FORMULAS for n in names), dtype=bool, count=len(names))
-        # (autograd-engine wrappers, run by autograd.grad inside a forward: no work)
-        zero = np.fromiter((bool(_ZERO_MAC.match(n)) or n.startswith("autograd::engine::") for n in names),
-                           dtype=bool, count=len(names))
-        scope = np.fromiter(("::" not in n for n in names), dtype=bool, count=len(names)) & ~has
-        flags = _NAME_FLAGS[key] = (has, zero, scope)
-    return flags
+    """Per op-name id: has a MAC formula (read now: MAC_FORMULAS may gain or lose entries) /
+    is zero-MAC by convention / is a scope that is not a dispatcher op (a Python
+    autograd.Function, record_function: no work of its own)."""
+    cache = _ZERO_MAC_CACHE
+    for nm in names:
+        if nm not in cache:  # (autograd-engine wrappers, run by autograd.grad inside a forward: no work)
+            cache[nm] = bool(_ZERO_MAC.match(nm)) or nm.startswith("autograd::engine::")
+    has = np.fromiter((n in MAC_FORMULAS for n in names), dtype=bool, count=len(names))
+    zero = np.fromiter((cache[n] for n in names), dtype=bool, count=len(names))
+    scope = np.fromiter(("::" not in n for n in names), dtype=bool, count=len(names)) & ~has
+    return has, zero, scope
 
 
 def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):

@@ -749,7 +749,7 @@ class ProfileSummary:
         if vals is None:
             return _unique_cells(None, fmt, len(keep))
         vals = np.asarray(vals)[keep]
-        if kind is not None and vals.dtype.kind in ("iu" if kind == "int" else "iuf"):  # formatted in C
+        if kind is not None and vals.dtype.kind in ("i" if kind == "int" else "iuf"):  # formatted in C
             cells, inv = C.number_cells(vals, C.NUMBER_KINDS[kind], ascii_only)
             return np.array(cells, dtype=object), inv
         return _unique_cells(_round3(vals) if round3 else vals, fmt, len(keep))
