@@ -24,6 +24,53 @@ def _fmt_case(name, res):
     return lines + [""]
 
 
+def _differs_from_checkout():
+    """The first file in which the imported torchscope differs from this checkout (None: same).
+    A venv's installed copy goes stale while the checkout changes: measuring it would report
+    old code (`bash .ci/setup` reinstalls; PYTHONPATH=src imports the checkout)."""
+    import torchscope
+
+    pkg = os.path.dirname(os.path.abspath(torchscope.__file__))
+    src = os.path.join(_HERE, "..", "src", "torchscope")
+    if os.path.samefile(pkg, src):
+        return None
+    pairs = [(os.path.join(src, n), os.path.join(pkg, n)) for n in sorted(os.listdir(src)) if n.endswith(".py")]
+    csrc = os.path.join(_HERE, "..", "csrc")
+    pairs += [(os.path.join(csrc, n), os.path.join(pkg, "_csrc", n)) for n in sorted(os.listdir(csrc))
+              if n.endswith((".cpp", ".h"))]
+    for mine, theirs in pairs:
+        if not os.path.exists(theirs):
+            return os.path.relpath(mine, os.path.join(_HERE, ".."))
+        with open(mine, "rb") as a, open(theirs, "rb") as b:
+            if a.read() != b.read():
+                return os.path.relpath(mine, os.path.join(_HERE, ".."))
+    return None
+
+
+def _revision() -> str:
+    """The checkout measured: its commit, and whether files differed from it."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=_HERE, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "csrc"], cwd=_HERE, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "checkout of unknown commit"
+    return f"commit {rev}" + (" with uncommitted changes" if dirty else "") if rev else "checkout of unknown commit"
+
+
+def pytest_sessionstart(session):
+    stale = _differs_from_checkout()
+    if stale:
+        import pytest
+        import torchscope
+
+        pytest.exit(f"benchmarks/: the torchscope imported from {os.path.dirname(torchscope.__file__)} differs from this "
+                    f"checkout ({stale}); run `bash .ci/setup` first, or PYTHONPATH=src", returncode=2)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if not RESULTS["cases"] and not RESULTS["micro"] and not RESULTS.get("phases"):
         return
@@ -36,7 +83,7 @@ def pytest_sessionfinish(session, exitstatus):
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {machine()}",
-        f"- torch {torch.__version__}, torchscope {torchscope.__version__}, threads {torch.get_num_threads()}",
+        f"- torch {torch.__version__}, torchscope {torchscope.__version__} ({_revision()}), threads {torch.get_num_threads()}",
         f"- device: CPU (no GPU on this machine)",
         "",
         "Each tool is timed in pairs with the bare forward (order randomised within each pair); its ratio is",
