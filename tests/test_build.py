@@ -30,6 +30,7 @@ def test_cmake_build_and_ctest(tmp_path):
 
 def _run_python(code, env_extra, tmp_path):
     env = dict(os.environ)
+    env.pop("TORCHSCOPE_BACKEND", None)  # these tests choose the backend themselves
     env.update(env_extra)
     env["TORCHSCOPE_CACHE"] = str(tmp_path / "cache")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
