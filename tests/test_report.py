@@ -240,3 +240,24 @@ def test_row_labels_keep_any_module_name(backend):
     setattr(m, "s\udc80", torch.nn.Sequential(torch.nn.Linear(2, 2)))
     text = str(profile_summary(m, torch.randn(1, 2), verbose=0, warmup=0, iters=1))
     assert "s\udc80 (Sequential)" in text and "  0 (Linear)" in text
+
+
+def test_tables_drawn_with_the_c_helpers_equal_those_drawn_with_their_python_twins(monkeypatch):
+    """Row labels, numeric cells, column dedupe and line assembly in C give, in every style and
+    layout option, the same text as the fallback's Python twins."""
+    from torchscope import _pyrecorder, report
+
+    s = profile_summary(SmallResNet(), torch.randn(2, 3, 32, 32), backward=True, verbose=0, warmup=0, iters=2)
+    layouts = [{}, {"ascii_only": True}, {"sort": "cpu_total"}, {"sort": "params", "top": 3}, {"depth": 1},
+               {"columns": ["self_cpu", "mem_peak", "ops", "buffers", "flops_per_s", "bwd_total"]},
+               {"row_settings": ["depth"]}, {"max_width": 80}]
+    styles = ["torchinfo", "torchsummary", "pms", "keras", "lightning", "tree"]
+    cases = [("torchscope", kw) for kw in layouts] + [(st, {}) for st in styles]
+
+    def draw():
+        s._tables.clear()
+        return [s.table(style=st, **kw) for st, kw in cases]
+    with_c = draw()
+    for name in ("tree_labels", "number_cells", "pad_rows", "factorize"):
+        monkeypatch.setattr(report.C, name, getattr(_pyrecorder, name))
+    assert draw() == with_c
