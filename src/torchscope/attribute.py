@@ -438,8 +438,9 @@ def _engine_names(names: list) -> np.ndarray:
 
 def _forward_kernel(trace: Trace, device_type: int) -> Attribution | None:
     """The common case (forward passes on one thread, no autograd-engine work, no call that
-    raised) in one C sweep (csrc/kernels.cpp, ~20x faster); None outside it, or with the
-    pure-Python recorder, whose C twin is attribute_vectorised itself."""
+    raised) in one C sweep (csrc/kernels.cpp: 0.06 instead of 0.32 ms for the tiny MLP's 601
+    rows). None outside that case, and always with the pure-Python recorder, which has no
+    kernel: attribute_vectorised, the reference, then does the work."""
     r = C.attribute_forward(trace.ops, trace.calls, trace.mem if trace.memory_tracking else None,
                             _engine_names(trace.names), trace.iters, device_type)
     if r is None:
