@@ -144,6 +144,7 @@ std::string attribute_forward(const ForwardTables& t, ForwardRows* out) {
     int64_t name = op[kOpName];
     if (name < 0 || name >= t.n_names || t.engine_name[name]) return "autograd engine records";
     if (op[kOpThread] != owner) return "ops on several threads";
+    if (op[kOpParent] < -1 || op[kOpParent] >= i) return "op parents out of order";  // (never from collect())
   }
   for (int64_t c = 0; c < t.n_calls; ++c) {
     const int64_t* call = t.calls + c * kCallCols;

@@ -178,3 +178,11 @@ def test_count_kernels_match_their_python_twins(case, monkeypatch):
     assert got[2] == want[2]
     if case == "uncounted ops":
         assert "aten::fft_fft" in got[2] or any("fft" in k for k in got[2]), got[2]
+
+
+def test_a_malformed_op_table_is_refused_not_read_out_of_bounds():
+    trace = _trace(*CASES["tiny MLP, one pass"])
+    ops = trace.ops.copy()
+    ops[5, att.OPC["parent"]] = 10**9  # a parent index past the table
+    bad = dataclasses.replace(trace, ops=ops)
+    assert att._forward_kernel(bad, att.DEVICE_TYPE_CPU) is None
