@@ -205,28 +205,23 @@ int32_t intern_slow(std::string_view name) {
   return id;
 }
 
-int32_t intern_cached(ThreadState& ts, const char* name) {
+// The thread's cache entry for a name: its key views the interned copy (NUL-terminated).
+std::pair<const std::string_view, int32_t>& intern_cached(ThreadState& ts, const char* name) {
   std::string_view key(name);
   auto it = ts.name_cache.find(key);
-  if (it != ts.name_cache.end()) return it->second;
+  if (it != ts.name_cache.end()) return *it;
   int32_t id = intern_slow(key);
   std::lock_guard<std::mutex> lk(g_names_mu);
-  ts.name_cache.emplace(std::string_view(g_names[id]), id);
-  return id;
+  return *ts.name_cache.emplace(std::string_view(g_names[id]), id).first;
 }
 
 inline int32_t intern(ThreadState& ts, const char* name) {
   if (C10_UNLIKELY(!name)) name = "";
   auto& slot = ts.recent[(reinterpret_cast<uintptr_t>(name) >> 3) & 255];
   if (C10_LIKELY(slot.address == name && std::strcmp(slot.text, name) == 0)) return slot.id;
-  int32_t id = intern_cached(ts, name);
-  {
-    std::lock_guard<std::mutex> lk(g_names_mu);
-    slot.text = g_names[id].c_str();  // (deque: stable)
-  }
-  slot.address = name;
-  slot.id = id;
-  return id;
+  auto& entry = intern_cached(ts, name);
+  slot = {name, entry.first.data(), entry.second};
+  return entry.second;
 }
 
 // Packed arguments are written through a raw cursor: capacity is ensured once per op for
