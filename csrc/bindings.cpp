@@ -150,6 +150,20 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     if (!cells) throw py::error_already_set();
     return py::make_tuple(py::reinterpret_steal<py::list>(cells), to_array(std::move(inv), 0));
   });
+  // (first position of each distinct object, index per position) of items[keep[i]], by
+  // identity: rows of calls with one shape signature share one object (report.shape_cells).
+  m.def("factorize_objects", [](py::list items, py::array_t<int64_t, py::array::c_style | py::array::forcecast> keep) {
+    if (keep.ndim() != 1) throw py::value_error("factorize_objects: keep must be one-dimensional");
+    int64_t n = keep.size(), len = static_cast<int64_t>(PyList_GET_SIZE(items.ptr()));
+    std::vector<int64_t> ids(static_cast<size_t>(n)), uniq, first, inv;
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t k = keep.data()[i];
+      if (k < 0 || k >= len) throw py::index_error("factorize_objects: keep out of range");
+      ids[i] = static_cast<int64_t>(reinterpret_cast<intptr_t>(PyList_GET_ITEM(items.ptr(), k)));
+    }
+    factorize(ids.data(), n, &uniq, &first, &inv);
+    return py::make_tuple(to_array(std::move(first), 0), to_array(std::move(inv), 0));
+  });
   // (distinct values in order of first appearance, first index of each, index per element)
   // of a 1-D numeric array: floats as float64, integers and bools as int64.
   m.def("factorize", [](py::array values) -> py::tuple {
@@ -246,6 +260,20 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
             return out;
           });
   }
+
+  // Integer subtree sums over a pre-order tree (kernels.h); None for floats (numpy keeps their
+  // order of additions) or a tree out of pre-order.
+  m.def("subtree_sum", [](py::array values, py::array_t<int64_t, py::array::c_style | py::array::forcecast> parent)
+                           -> py::object {
+    char kind = values.dtype().kind();
+    if (kind != 'i' && kind != 'u' && kind != 'b') return py::none();
+    auto v = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(values);
+    if (!v || v.ndim() != 1 || parent.ndim() != 1 || v.size() != parent.size())
+      throw py::value_error("subtree_sum: values and parent must be 1-D arrays of one length");
+    py::array_t<int64_t> out(v.size());
+    if (!subtree_sum(v.data(), parent.data(), v.size(), out.mutable_data())) return py::none();
+    return std::move(out);
+  });
 
   using I64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
   using Flags = py::array_t<bool, py::array::c_style | py::array::forcecast>;

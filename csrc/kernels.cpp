@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <numeric>
 #include <unordered_map>
 
 #include "recorder.h"
@@ -98,15 +97,19 @@ void memory(const ForwardTables& t, const std::vector<int64_t>& id_to_row, Forwa
     row[i] = call >= 0 && call < t.n_calls ? id_to_row[call] : -1;
     if (row[i] >= 0) (bytes > 0 ? out->mem_allocated[row[i]] : out->mem_freed[row[i]]) += bytes > 0 ? bytes : -bytes;
   }
-  // Pairs each allocation with the next event on its pointer: events by (pointer, time order).
-  std::vector<int64_t> by_ptr(m);
-  std::iota(by_ptr.begin(), by_ptr.end(), 0);
-  std::sort(by_ptr.begin(), by_ptr.end(), [&](int64_t a, int64_t b) {
-    return ev[a][kMemPtr] != ev[b][kMemPtr] ? ev[a][kMemPtr] < ev[b][kMemPtr] : a < b;
-  });
-  for (int64_t k = 0; k + 1 < m; ++k) {
-    int64_t a = by_ptr[k], b = by_ptr[k + 1];
-    if (ev[a][kMemPtr] == ev[b][kMemPtr] && ev[a][kMemBytes] > 0 && ev[b][kMemBytes] < 0) free_time[a] = times[b];
+  // Pairs each allocation with the next event on its pointer (the last event per pointer in a
+  // hash table, open addressing; a sort by pointer cost ~4x more).
+  int bits = 4;
+  while ((size_t{1} << bits) < static_cast<size_t>(m) * 2) ++bits;
+  const size_t cap = size_t{1} << bits;
+  std::vector<int64_t> last(cap, -1);  // event index, by pointer slot
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t ptr = ev[i][kMemPtr];
+    size_t h = static_cast<size_t>((static_cast<uint64_t>(ptr) * 0x9e3779b97f4a7c15ull) >> (64 - bits));
+    while (last[h] >= 0 && ev[last[h]][kMemPtr] != ptr) h = (h + 1) & (cap - 1);
+    const int64_t a = last[h];
+    if (a >= 0 && ev[a][kMemBytes] > 0 && ev[i][kMemBytes] < 0) free_time[a] = times[i];
+    last[h] = i;
   }
   subtree_sum(out->mem_allocated, parent);
   subtree_sum(out->mem_freed, parent);
@@ -255,6 +258,16 @@ bool flags_above(const uint8_t* flag, const int64_t* parent, int64_t n, uint8_t*
     if (p >= i) return false;
     if (p >= 0 && (flag[i] || above[i])) above[p] = 1;
   }
+  return true;
+}
+
+bool subtree_sum(const int64_t* values, const int64_t* parent, int64_t n, int64_t* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (parent[i] >= i) return false;
+    out[i] = values[i];
+  }
+  for (int64_t i = n; i-- > 0;)  // every child comes after its parent: complete before it is added
+    if (parent[i] >= 0) out[parent[i]] += out[i];
   return true;
 }
 

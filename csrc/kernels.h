@@ -46,6 +46,10 @@ std::string attribute_forward(const ForwardTables& t, ForwardRows* out);
 bool flags_under(const uint8_t* flag, const int64_t* parent, int64_t n, uint8_t* under);
 bool flags_above(const uint8_t* flag, const int64_t* parent, int64_t n, uint8_t* above);
 
+// attribute.subtree_sum for integers: out[i] = values[i] plus out[c] of each child c. Rows in
+// pre-order (parent[i] < i, -1 for a root); false if not so (numpy then does it level by level).
+bool subtree_sum(const int64_t* values, const int64_t* parent, int64_t n, int64_t* out);
+
 // count.count_ops, one round: the outermost candidates (no candidate above them) not yet
 // counted, grouped by (name, packed arguments): todo ops, group of each, first op of each group.
 struct CountTodo {

@@ -148,6 +148,27 @@ def test_op_tree_flags_match_their_python_twins():
         C.flags_under(at1, np.array([-1, 2, 0, 1]))
 
 
+def test_subtree_sums_in_c_match_the_level_by_level_numpy_sums():
+    from torchscope._ext import C
+
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 7, 601, 3000):
+        parent = np.array([rng.integers(-1, i) if i else -1 for i in range(n)], dtype=np.int64)
+        depth = np.zeros(n, dtype=np.int64)
+        for i in range(1, n):
+            depth[i] = depth[parent[i]] + 1 if parent[i] >= 0 else 0
+        values = rng.integers(0, 10**12, n)
+        got = C.subtree_sum(values, parent)
+        assert got is not None and got.dtype == np.int64
+        assert np.array_equal(got, att.subtree_sum_levels(values, parent, depth)), n
+        assert np.array_equal(att.subtree_sum(values.astype(bool), parent, depth),
+                              att.subtree_sum_levels(values.astype(bool), parent, depth))
+    # floats keep numpy's order of additions; a tree out of pre-order goes to numpy too
+    assert C.subtree_sum(np.ones(3), np.array([-1, 0, 1])) is None
+    assert C.subtree_sum(np.ones(3, dtype=np.int64), np.array([-1, 2, 0])) is None
+    assert att.subtree_sum(np.array([1, 2, 4]), np.array([-1, 2, 0]), np.array([0, 2, 1])).tolist() == [7, 2, 6]
+
+
 class Uncounted(torch.nn.Module):  # ops without formulas under a scope, a formula op inside a transparent one
     def forward(self, x):
         with torch.autograd.profiler.record_function("my scope"):

@@ -191,6 +191,41 @@ def test_tensors_of_more_than_64_dims_are_recorded_without_sizes():
     assert shapes["aten::mul"][0] == tuple([1] * 63 + [2])  # 64 dims: recorded
 
 
+@pytest.mark.native  # (the pure-Python recorder records its own op list, and copies every list)
+def test_ops_repeating_equal_arguments_share_them_and_each_op_decodes_its_own():
+    """An op called again with the arguments of one of its last two calls points at them (the
+    stream stays small); every op, nested ones included, still decodes to the shapes
+    torch.profiler records for it, here with one op name going through three argument lists."""
+    from torchscope.count import decode_args, tensor_shapes
+
+    base = torch.arange(64.0)
+
+    class Cycle(nn.Module):
+        def forward(self, x):
+            outs = [x.t()]
+            for size in [(2, 3), (4, 2)] * 3 + [(5, 5), (2, 3)]:
+                outs.append(torch.as_strided(base, size, (1, 2)) * 2)
+            return outs
+
+    x = torch.ones(3, 4)
+    run = lambda: Cycle()(x)  # noqa: E731
+    trace = capture.capture(Cycle(), run, warmup=0, iters=1, record_memory=False)
+    ops = trace.ops[np.argsort(trace.ops[:, OPC["start"]], kind="stable")]
+    ours = [(trace.names[o[OPC["name"]]], repr(tensor_shapes(decode_args(trace.args, o[OPC["args_off"]],
+                                                                           o[OPC["args_len"]])))) for o in ops]
+    with torch.profiler.profile(record_shapes=True) as prof:
+        run()
+    events = sorted((e for e in prof.events() if e.name.startswith("aten::")), key=lambda e: e.time_range.start)
+    assert ours == [(e.name, repr(e.input_shapes)) for e in events]
+    strided = ops[[trace.names[o[OPC["name"]]] == "aten::as_strided" for o in ops]]
+    assert len(strided) == 9  # (x.t() runs one too)
+    # t()'s, (2, 3) and (4, 2) once each however often they alternate, (5, 5), then (2, 3)
+    # again: no longer among the last two
+    assert len(set(strided[:, OPC["args_off"]].tolist())) == 5
+    mul = ops[[trace.names[o[OPC["name"]]] == "aten::mul" for o in ops]]
+    assert len(set(mul[:, OPC["args_off"]].tolist())) == 4
+
+
 def _sizes_subclass(dim, sizes, on_dim=None):
     """A wrapper tensor subclass whose sizes come from Python (dispatch_sizes_strides_policy)."""
     from torch.utils._pytree import tree_map

@@ -258,6 +258,21 @@ def test_tables_drawn_with_the_c_helpers_equal_those_drawn_with_their_python_twi
         s._tables.clear()
         return [s.table(style=st, **kw) for st, kw in cases]
     with_c = draw()
-    for name in ("tree_labels", "number_cells", "pad_rows", "factorize"):
+    for name in ("tree_labels", "number_cells", "pad_rows", "factorize", "factorize_objects"):
         monkeypatch.setattr(report.C, name, getattr(_pyrecorder, name))
     assert draw() == with_c
+
+
+@pytest.mark.native
+def test_objects_factorised_by_identity_in_c_match_the_python_twin():
+    from torchscope import _pyrecorder
+
+    a, b, c = torch.Size([1]), torch.Size([1]), None  # a == b but two objects: two cells
+    items = [a, b, a, c, b, c, a]
+    for keep in ([], [0], [0, 1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1, 0], [2, 2, 0, 4]):
+        keep = np.array(keep, dtype=np.int64)
+        got, want = C.factorize_objects(items, keep), _pyrecorder.factorize_objects(items, keep)
+        assert [g.tolist() for g in got] == [w.tolist() for w in want], keep
+    assert [x.tolist() for x in C.factorize_objects(items, np.array([0, 1, 2]))] == [[0, 1], [0, 1, 0]]
+    with pytest.raises(IndexError):
+        C.factorize_objects(items, np.array([7]))

@@ -510,6 +510,19 @@ def factorize(values):
 NUMBER_KINDS = {"time": 0, "bytes": 1, "count": 2, "int": 3}
 
 
+def factorize_objects(items, keep):
+    """Twin of the C factorize_objects: (first position of each distinct object, index per
+    position) of items[keep[i]], by identity."""
+    keep = np.asarray(keep, dtype=np.int64)
+    _ids, first, inv = factorize(np.fromiter((id(items[k]) for k in keep.tolist()), np.int64, len(keep)))
+    return first, inv
+
+
+def subtree_sum(values, parent):
+    """The C subtree sum has no twin here: None sends attribute.subtree_sum to its numpy path."""
+    return None
+
+
 def number_cells(values, kind, ascii_only):
     """Twin of the C numeric cells (modules.h: number_cells), with report.py's formatters."""
     from .report import _round3, fmt_bytes, fmt_count, fmt_time

