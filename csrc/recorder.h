@@ -8,7 +8,8 @@
 
 namespace torchscope {
 
-// Packed argument encoding (one int64 stream per op, see DESIGN.md):
+// Packed argument encoding (one int64 stream per session; each op names its slice with
+// args_off/args_len, and ops with equal arguments may name one slice; see DESIGN.md):
 enum ArgTag : int64_t {
   kArgNone = 0,         // [0]
   kArgTensor = 1,       // [1, dtype, ndim, d0, ..., d(ndim-1)]
