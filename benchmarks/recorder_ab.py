@@ -39,10 +39,13 @@ def main():
     from models import tiny_mlp_case
 
     model, x = tiny_mlp_case()
-    builds["new"].start(False, False)
-    model(x)
-    builds["new"].stop()
-    n_ops = len(builds["new"].collect()["ops"])
+    packed = {}
+    for label, C in builds.items():  # one pass with shapes: ops, and the argument stream's size
+        C.start(True, False)
+        model(x)
+        C.stop()
+        snap = C.collect()
+        n_ops, packed[label] = len(snap["ops"]), len(snap["args"])
 
     def recorded(C, shapes, memory):
         def run():
@@ -59,7 +62,9 @@ def main():
     for _ in range(a.rounds):  # interleaved; the minimum of each
         for k, fn in variants.items():
             best[k] = min(best[k], min(timeit.repeat(fn, number=10, repeat=3)) / 10)
-    print(f"tiny MLP, {n_ops} ops, torch {torch.__version__}: ns per op over the bare forward")
+    print(f"tiny MLP, {n_ops} ops, torch {torch.__version__}; packed argument values per pass: "
+          + ", ".join(f"{k} {v:,}" for k, v in packed.items()))
+    print("ns per op over the bare forward")
     for k, v in best.items():
         if k != "bare":
             print(f"  {k:28s} {(v - best['bare']) / n_ops * 1e9:6.0f}")

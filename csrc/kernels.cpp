@@ -49,11 +49,10 @@ class RangeMax {
   std::vector<std::vector<int64_t>> table_;
 };
 
-// Inclusive sums over the call tree (attribute.subtree_sum). Rows are in entry order, so a
-// parent's row comes before its children's: one backward sweep adds each row into its parent.
+// Inclusive sums over the call tree in place (rows are in entry order: pre-order, which the
+// exported subtree_sum below requires and rows always meet).
 void subtree_sum(std::vector<int64_t>& v, const std::vector<int64_t>& parent) {
-  for (size_t r = v.size(); r-- > 0;)
-    if (parent[r] >= 0) v[parent[r]] += v[r];
+  torchscope::subtree_sum(v.data(), parent.data(), static_cast<int64_t>(v.size()), v.data());
 }
 
 double median(std::vector<double>& v) {  // numpy's: the mean of the middle two for an even count
@@ -97,8 +96,8 @@ void memory(const ForwardTables& t, const std::vector<int64_t>& id_to_row, Forwa
     row[i] = call >= 0 && call < t.n_calls ? id_to_row[call] : -1;
     if (row[i] >= 0) (bytes > 0 ? out->mem_allocated[row[i]] : out->mem_freed[row[i]]) += bytes > 0 ? bytes : -bytes;
   }
-  // Pairs each allocation with the next event on its pointer (the last event per pointer in a
-  // hash table, open addressing; a sort by pointer cost ~4x more).
+  // Pairs each allocation with the next event on its pointer: the last event per pointer in an
+  // open-addressing hash table (one pass in time order, no sort by pointer).
   int bits = 4;
   while ((size_t{1} << bits) < static_cast<size_t>(m) * 2) ++bits;
   const size_t cap = size_t{1} << bits;
@@ -261,7 +260,7 @@ bool flags_above(const uint8_t* flag, const int64_t* parent, int64_t n, uint8_t*
   return true;
 }
 
-bool subtree_sum(const int64_t* values, const int64_t* parent, int64_t n, int64_t* out) {
+bool subtree_sum(const int64_t* values, const int64_t* parent, int64_t n, int64_t* out) {  // (out may be values)
   for (int64_t i = 0; i < n; ++i) {
     if (parent[i] >= i) return false;
     out[i] = values[i];

@@ -122,7 +122,7 @@ struct ThreadState {
   // Per op-name id, where that op's last two distinct argument lists were written in this
   // session's buffer: an op called again with equal arguments (a model repeats its layers)
   // points at them instead of adding a copy (two: as_strided alternates between t() and
-  // expand()). The stream stays small and in cache: 38k -> 0.3k values on the tiny MLP.
+  // expand()). The stream stays small and in cache (benchmarks/recorder_ab.py prints its size).
   struct LastArgs {
     int64_t off[2] = {-1, -1};
     int32_t len[2] = {0, 0};

@@ -226,6 +226,17 @@ def test_ops_repeating_equal_arguments_share_them_and_each_op_decodes_its_own():
     assert len(set(mul[:, OPC["args_off"]].tolist())) == 4
 
 
+@pytest.mark.native
+def test_a_model_repeating_its_layers_records_each_argument_list_once():
+    from torchscope.models import tiny_mlp
+
+    model, x = tiny_mlp(50, 8), torch.randn(2, 8)
+    trace = capture.capture(model, lambda: model(x), warmup=0, iters=1, record_memory=False)
+    lengths = trace.ops[:, OPC["args_len"]]
+    assert len(trace.ops) > 500 and lengths.sum() > 5000  # what copies per op would take
+    assert len(trace.args) < 200  # one copy of each distinct list (a layer's first calls)
+
+
 def _sizes_subclass(dim, sizes, on_dim=None):
     """A wrapper tensor subclass whose sizes come from Python (dispatch_sizes_strides_policy)."""
     from torch.utils._pytree import tree_map
