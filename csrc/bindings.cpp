@@ -88,6 +88,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     d["shared_modules"] = t.shared_modules;
     return d;
   });
+  m.def("first_tensor", [](py::object root) {
+    PyObject* t = first_tensor(root.ptr());
+    if (!t) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(t);
+  });
   m.def("tensor_stats", [](py::list modules, py::object uninitialized_type) {
     TensorStats s;
     if (!tensor_stats(modules.ptr(), uninitialized_type.is_none() ? nullptr : uninitialized_type.ptr(), &s))
@@ -122,6 +127,66 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     PyObject* r = pad_rows(cols, std::max<int64_t>(n_lines, 1), sep.ptr(), end.ptr());
     if (!r) throw py::error_already_set();
     return py::reinterpret_steal<py::list>(r);
+  });
+  // The torchscope table's (title line, body, width, columns kept): columns = [(title, left, kind,
+  // data, index)], kind -1: data a list of str and index an int64 array of indices into it; else
+  // a NUMBER_KINDS value: data the numbers (int64 for "int", else float64) and index None or a
+  // uint8 mark per row (modules.h: render_grid).
+  m.def("render_grid", [](py::list columns, py::str sep, bool ascii, int64_t max_width) {
+    using I64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+    using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+    using U8 = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+    std::vector<RenderColumn> cols;
+    std::vector<py::object> alive;  // the converted arrays, until rendered
+    int64_t n_rows = -1;
+    for (py::handle item : columns) {
+      auto t = py::reinterpret_borrow<py::tuple>(item);
+      if (t.size() != 5) throw py::value_error("render_grid: each column is (title, left, kind, data, index)");
+      RenderColumn c;
+      c.title = t[0].ptr();
+      c.left = t[1].cast<bool>();
+      c.kind = t[2].cast<int>();
+      c.ascii = ascii;
+      int64_t n;
+      if (c.kind < 0) {
+        if (!PyList_Check(t[3].ptr())) throw py::type_error("render_grid: cells must be a list of str");
+        I64 inv(t[4]);
+        if (inv.ndim() != 1) throw py::value_error("render_grid: index must be one-dimensional");
+        c.cells = t[3].ptr();
+        c.inv = inv.data();
+        n = inv.shape(0);
+        alive.push_back(inv);
+      } else {
+        if (c.kind > kNumberInt) throw py::value_error("render_grid: unknown number kind");
+        py::array a = py::reinterpret_borrow<py::array>(py::array::ensure(t[3]));
+        if (!a || a.ndim() != 1) throw py::value_error("render_grid: numbers must be a one-dimensional array");
+        if (c.kind == kNumberInt) {
+          if (a.dtype().kind() != 'i') throw py::type_error("render_grid: kind 'int' takes a signed integer array");
+          I64 v(a);
+          c.ivalues = v.data();
+          alive.push_back(v);
+        } else {
+          F64 v(a);
+          c.values = v.data();
+          alive.push_back(v);
+        }
+        n = a.shape(0);
+        if (!t[4].is_none()) {
+          U8 m(t[4]);
+          if (m.ndim() != 1 || m.shape(0) != n) throw py::value_error("render_grid: one mark per row");
+          c.marks = m.data();
+          alive.push_back(m);
+        }
+      }
+      if (n_rows >= 0 && n != n_rows) throw py::value_error("render_grid: columns differ in length");
+      n_rows = n;
+      cols.push_back(c);
+    }
+    int64_t width = 0, kept = 0;
+    PyObject* r = render_grid(cols, std::max<int64_t>(n_rows, 0), sep.ptr(), max_width, &width, &kept);
+    if (!r) throw py::error_already_set();
+    auto pair = py::reinterpret_steal<py::tuple>(r);
+    return py::make_tuple(pair[0], pair[1], width, kept);
   });
   m.def("tree_labels", [](py::list names, py::list types, py::array_t<int64_t, py::array::c_style | py::array::forcecast> keep,
                           py::array_t<int64_t, py::array::c_style | py::array::forcecast> depth,

@@ -11,7 +11,6 @@
 #include <cstring>
 #include <unordered_map>
 #include <string>
-#include <unordered_set>
 
 #include "recorder.h"
 
@@ -384,6 +383,46 @@ bool install_one(PyObject* mod, int32_t index, PyObject* how, PyObject* previous
 }
 
 // ------------------------------------------------------------------ structure
+// Identity set of objects for the walks (modules, parameters, buffers seen): open
+// addressing in one array, so a 600-module model costs no allocation per insert
+// (std::unordered_set allocated a node per object: ~1,200 mallocs per profile).
+class PtrSet {
+ public:
+  explicit PtrSet(size_t expected = 512) {
+    size_t cap = 64;
+    while (cap < 2 * expected) cap *= 2;
+    slots_.assign(cap, nullptr);
+  }
+  bool insert(const void* p) {  // true if p was not in the set
+    if (2 * (size_ + 1) > slots_.size()) grow();
+    if (place(slots_, p)) {
+      ++size_;
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  static bool place(std::vector<const void*>& slots, const void* p) {
+    size_t mask = slots.size() - 1;
+    size_t i = (reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ull >> 20 & mask;
+    while (slots[i]) {
+      if (slots[i] == p) return false;
+      i = (i + 1) & mask;
+    }
+    slots[i] = p;
+    return true;
+  }
+  void grow() {
+    std::vector<const void*> bigger(2 * slots_.size(), nullptr);
+    for (const void* p : slots_)
+      if (p) place(bigger, p);
+    slots_.swap(bigger);
+  }
+  std::vector<const void*> slots_;
+  size_t size_ = 0;
+};
+
 PyObject* instance_dict(PyObject* obj) {  // borrowed, or NULL
   PyObject** p = _PyObject_GetDictPtr(obj);
   return p ? *p : nullptr;
@@ -522,7 +561,8 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
   out->kernel_size = PyList_New(0);
   out->buffers = PyList_New(0);
   out->buffer_slots = PyList_New(0);
-  std::unordered_set<PyObject*> seen{root}, seen_buffers;
+  PtrSet seen, seen_buffers;
+  seen.insert(root);
   std::unordered_map<PyTypeObject*, std::pair<PyObject*, int64_t>> types;  // name (owned), is scripted
   struct Frame { PyObject* children; Py_ssize_t pos; PyObject* prefix; int64_t parent, depth; };
   std::vector<Frame> stack;
@@ -577,7 +617,7 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
       if (b == Py_None) continue;
       PyObject* slot = PyTuple_Pack(3, mod, k, b);
       if (!slot || PyList_Append(out->buffer_slots, slot) < 0 ||
-          (seen_buffers.insert(b).second && PyList_Append(out->buffers, b) < 0))
+          (seen_buffers.insert(b) && PyList_Append(out->buffers, b) < 0))
         appended = false;
       Py_XDECREF(slot);
     }
@@ -602,7 +642,7 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
     bool descended = false;
     while (ok && !descended && PyDict_Next(stack[top].children, &stack[top].pos, &key, &child)) {
       if (child == Py_None) continue;
-      if (!seen.insert(child).second) {
+      if (!seen.insert(child)) {
         out->shared_modules = true;
         continue;
       }
@@ -639,6 +679,44 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
   return ok;
 }
 
+PyObject* first_tensor(PyObject* root) {
+  static PyObject* s_modules = interned("_modules");
+  static PyObject* s_params = interned("_parameters");
+  static PyObject* s_buffers = interned("_buffers");
+  std::vector<PyObject*> todo;  // owned references
+  PyObject* found = nullptr;
+  bool ok = true;
+  for (PyObject* key : {s_params, s_buffers}) {  // every module's parameters first, then buffers
+    PtrSet seen;
+    seen.insert(root);
+    Py_INCREF(root);
+    todo.assign(1, root);
+    while (ok && !found && !todo.empty()) {
+      PyObject* mod = todo.back();
+      todo.pop_back();
+      PyObject* d = instance_dict(mod);
+      PyObject *tensors = nullptr, *children = nullptr, *k, *v;
+      Py_ssize_t pos = 0;
+      ok = entry_as_dict(d, key, &tensors) && entry_as_dict(d, s_modules, &children);
+      while (ok && tensors && !found && PyDict_Next(tensors, &pos, &k, &v))
+        if (v != Py_None) found = Py_NewRef(v);
+      size_t mark = todo.size();  // pushed in reverse below: popped in pre-order
+      pos = 0;
+      while (ok && !found && children && PyDict_Next(children, &pos, &k, &v))
+        if (v != Py_None && seen.insert(v)) todo.push_back(Py_NewRef(v));
+      std::reverse(todo.begin() + static_cast<std::ptrdiff_t>(mark), todo.end());
+      Py_XDECREF(tensors);
+      Py_XDECREF(children);
+      Py_DECREF(mod);
+    }
+    for (PyObject* m : todo) Py_DECREF(m);
+    todo.clear();
+    if (!ok || found) break;
+  }
+  if (!ok) return nullptr;
+  return found ? found : Py_NewRef(Py_None);
+}
+
 bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* out) {
   static PyObject* s_params = interned("_parameters");
   static PyObject* s_buffers = interned("_buffers");
@@ -649,7 +727,7 @@ bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* 
   out->buffer_elems.assign(n, 0);
   out->param_bytes_by_dtype = PyDict_New();
   if (!out->param_bytes_by_dtype) return false;
-  std::unordered_set<PyObject*> seen;
+  PtrSet seen;
   std::unordered_map<PyTypeObject*, bool> lazy_type;
   std::vector<std::pair<int, PyObject*>> dtypes;  // ScalarType -> torch.dtype (borrowed from a tensor's attr)
   std::vector<std::pair<PyObject*, int64_t>> by_dtype;
@@ -682,7 +760,7 @@ bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* 
           flagged = true;
           continue;
         }
-        if (!seen.insert(p).second) {
+        if (!seen.insert(p)) {
           out->shared = true;
           continue;
         }
@@ -714,7 +792,7 @@ bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* 
         const at::Tensor& t = THPVariable_Unpack(p);
         int64_t numel = t.numel();
         out->buffer_elems[i] += numel;
-        if (seen.insert(p).second) out->buffer_bytes += numel * t.element_size();
+        if (seen.insert(p)) out->buffer_bytes += numel * t.element_size();
       }
       Py_CLEAR(params);
       Py_CLEAR(bufs);
@@ -962,11 +1040,22 @@ double round3(double a) {  // report._round3: 3 significant digits, halves to ev
   return std::nearbyint(a / scale) * scale;
 }
 
-// "<q / 10^decimals>.<rest>" of a non-negative integer count q of 10^-decimals units.
+// "<q / 10^decimals>.<rest>" of a non-negative integer count q of 10^-decimals units (decimals
+// 1 or 2), written by hand: snprintf's format parsing was most of a time column's cost.
 int fixed_point(int64_t q, int decimals, const char* unit, char* buf, size_t size) {
-  int64_t div = decimals == 2 ? 100 : 10;
-  return snprintf(buf, size, decimals == 2 ? "%lld.%02lld%s" : "%lld.%lld%s", static_cast<long long>(q / div),
-                  static_cast<long long>(q % div), unit);
+  char tmp[48];
+  int n = 0;
+  for (int i = 0; i < decimals; ++i, q /= 10) tmp[n++] = static_cast<char>('0' + q % 10);
+  tmp[n++] = '.';
+  do {
+    tmp[n++] = static_cast<char>('0' + q % 10);
+    q /= 10;
+  } while (q > 0);
+  size_t unit_len = std::strlen(unit);
+  if (static_cast<size_t>(n) + unit_len + 1 > size) return 0;
+  for (int i = 0; i < n; ++i) buf[i] = tmp[n - 1 - i];
+  std::memcpy(buf + n, unit, unit_len + 1);
+  return n + static_cast<int>(unit_len);
 }
 
 // v / 2^shift with 2 decimals, rounded like printf (the quotient is exact in binary: halves to even).
@@ -974,7 +1063,8 @@ int binary_fixed(double v, int shift, const char* sign, const char* unit, char* 
   auto n = static_cast<int64_t>(v) * 100;
   int64_t q = n >> shift, rem = n & ((int64_t{1} << shift) - 1), half = int64_t{1} << (shift - 1);
   if (rem > half || (rem == half && (q & 1))) ++q;
-  int len = snprintf(buf, size, "%s", sign);
+  int len = *sign ? 1 : 0;  // ("-" or "")
+  if (len) buf[0] = '-';
   return len + fixed_point(q, 2, unit, buf + len, size - len);
 }
 
@@ -1061,6 +1151,251 @@ PyObject* int_cells(const int64_t* values, int64_t n, std::vector<int64_t>* inv)
     PyList_SET_ITEM(cells, static_cast<Py_ssize_t>(i), s);
   }
   return cells;
+}
+
+
+// ------------------------------------------------------------------ table body
+namespace {
+// A numeric column's distinct values formatted once each (as number_cells: a time column repeats
+// few values, a count column fewer), as Latin-1 bytes: the cells are ASCII but for "µs".
+struct NumberTexts {
+  std::string text;              // the cells, back to back
+  std::vector<int32_t> off, len;  // per distinct value
+  std::vector<int64_t> inv;      // per row: its value's index
+  std::vector<uint8_t> latin1;   // per distinct value: holds a non-ASCII character
+};
+
+void format_column(const RenderColumn& c, int64_t n, NumberTexts* out) {
+  char buf[400];
+  auto add = [&](int len) {
+    len = std::max(0, std::min<int>(len, static_cast<int>(sizeof(buf)) - 1));
+    int w = 0;  // UTF-8 "µ" (c2 b5) -> Latin-1 b5: one character
+    bool wide = false;
+    for (int r = 0; r < len; ++r) {
+      if (static_cast<unsigned char>(buf[r]) == 0xc2 && r + 1 < len) continue;
+      wide |= static_cast<unsigned char>(buf[r]) > 0x7f;
+      buf[w++] = buf[r];
+    }
+    out->off.push_back(static_cast<int32_t>(out->text.size()));
+    out->len.push_back(w);
+    out->latin1.push_back(wide);
+    out->text.append(buf, static_cast<size_t>(w));
+  };
+  if (c.kind == kNumberInt) {
+    std::vector<int64_t> uniq, first;
+    factorize(c.ivalues, n, &uniq, &first, &out->inv);
+    for (int64_t v : uniq) add(snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(v)));
+    return;
+  }
+  std::vector<double> rounded, uniq;
+  std::vector<int64_t> first;
+  const double* values = c.values;
+  if (c.kind == kNumberTime) {
+    rounded.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) rounded[i] = round3(values[i]);
+    values = rounded.data();
+  }
+  factorize(values, n, &uniq, &first, &out->inv);
+  for (double v : uniq) add(format_number(v, static_cast<NumberKind>(c.kind), c.ascii, buf, sizeof(buf)));
+}
+
+// Writes n Latin-1 bytes at pos of a str of any kind.
+inline void put_latin1(PyObject* out, Py_ssize_t pos, const char* text, int n) {
+  int kind = PyUnicode_KIND(out);
+  void* dst = PyUnicode_DATA(out);
+  if (kind == PyUnicode_1BYTE_KIND) {
+    std::memcpy(static_cast<char*>(dst) + pos, text, static_cast<size_t>(n));
+  } else {
+    for (int i = 0; i < n; ++i) PyUnicode_WRITE(kind, dst, pos + i, static_cast<unsigned char>(text[i]));
+  }
+}
+}  // namespace
+
+PyObject* render_grid(std::vector<RenderColumn>& columns, int64_t n_rows, PyObject* sep, int64_t max_width,
+                      int64_t* width_out, int64_t* kept_out) {
+  if (!PyUnicode_Check(sep)) {
+    PyErr_SetString(PyExc_TypeError, "render_grid: sep must be a str");
+    return nullptr;
+  }
+  static const char* kMarks[] = {"", "+", "?", "(shared)"};
+  std::vector<NumberTexts> texts(columns.size());
+  // Widths: as the Python layout computes them, over every distinct cell the column holds
+  // (a MAC column with lower bounds holds each value with and without "+", and "?").
+  for (size_t j = 0; j < columns.size(); ++j) {
+    RenderColumn& c = columns[j];
+    if (!PyUnicode_Check(c.title)) {
+      PyErr_SetString(PyExc_TypeError, "render_grid: titles must be str");
+      return nullptr;
+    }
+    c.width = PyUnicode_GET_LENGTH(c.title);
+    c.maxchar = 0x7f;
+    if (c.kind < 0) {
+      Py_ssize_t n_cells = PyList_GET_SIZE(c.cells);
+      for (Py_ssize_t i = 0; i < n_cells; ++i) {
+        PyObject* s = PyList_GET_ITEM(c.cells, i);
+        if (!PyUnicode_Check(s)) {
+          PyErr_Format(PyExc_TypeError, "render_grid: column '%U' has a cell that is not a str", c.title);
+          return nullptr;
+        }
+        c.width = std::max<int64_t>(c.width, PyUnicode_GET_LENGTH(s));
+      }
+      for (int64_t r = 0; r < n_rows; ++r) {
+        if (c.inv[r] < 0 || c.inv[r] >= n_cells) {
+          PyErr_Format(PyExc_IndexError, "render_grid: column '%U' row %lld refers to cell %lld of %zd", c.title,
+                       static_cast<long long>(r), static_cast<long long>(c.inv[r]), n_cells);
+          return nullptr;
+        }
+        c.maxchar = std::max(c.maxchar, PyUnicode_MAX_CHAR_VALUE(PyList_GET_ITEM(c.cells, c.inv[r])));
+      }
+      continue;
+    }
+    bool bound = false, shared = false;
+    for (int64_t r = 0; c.marks && r < n_rows; ++r) {
+      if (c.marks[r] > 3) {
+        PyErr_Format(PyExc_ValueError, "render_grid: column '%U' has an unknown mark", c.title);
+        return nullptr;
+      }
+      bound |= c.marks[r] == 1 || c.marks[r] == 2;
+      shared |= c.marks[r] == 3;
+    }
+    NumberTexts& t = texts[j];
+    format_column(c, n_rows, &t);
+    int64_t widest = 0;
+    for (int32_t len : t.len) widest = std::max<int64_t>(widest, len);
+    for (int64_t r = 0; r < n_rows; ++r)
+      if ((!c.marks || c.marks[r] < 2) && t.latin1[t.inv[r]]) c.maxchar = 0xff;  // (a cell shown)
+    if (shared) widest = std::max<int64_t>(widest, 8);
+    if (bound) widest = n_rows ? widest + 1 : 1;  // every value with "+", and "?"
+    c.width = std::max(c.width, widest);
+  }
+  // Columns on the right are dropped until the line fits (at least two stay).
+  const Py_ssize_t sep_len = PyUnicode_GET_LENGTH(sep);
+  size_t kept = columns.size();
+  auto line_len = [&](size_t k) {
+    int64_t len = k ? sep_len * static_cast<int64_t>(k - 1) : 0;
+    for (size_t j = 0; j < k; ++j) len += columns[j].width;
+    return len;
+  };
+  if (max_width > 0)
+    while (kept > 2 && line_len(kept) > max_width) --kept;
+  const int64_t L = line_len(kept);
+  *width_out = L;
+  *kept_out = static_cast<int64_t>(kept);
+  // Each string takes the kind of the widest character it holds (Python compares canonical strings).
+  Py_UCS4 title_max = kept > 1 ? PyUnicode_MAX_CHAR_VALUE(sep) : 0x7f, body_max = title_max;
+  for (size_t j = 0; j < kept; ++j) {
+    title_max = std::max(title_max, PyUnicode_MAX_CHAR_VALUE(columns[j].title));
+    body_max = std::max(body_max, columns[j].maxchar);
+  }
+  PyObject* title = PyUnicode_New(L, title_max);
+  int64_t body_len = n_rows ? n_rows * (L + 1) - 1 : 0;
+  PyObject* body = title ? PyUnicode_New(body_len, body_max) : nullptr;
+  if (!body) {
+    Py_XDECREF(title);
+    return nullptr;
+  }
+  // Titles take their column's alignment, as the cells do.
+  auto write = [&](PyObject* out, Py_ssize_t pos, const RenderColumn& c, PyObject* str, const char* text, int n) {
+    Py_ssize_t len = str ? PyUnicode_GET_LENGTH(str) : n;
+    Py_ssize_t pad = std::max<Py_ssize_t>(c.width - len, 0);
+    if (!c.left) spaces(out, pos, pad);
+    Py_ssize_t at = pos + (c.left ? 0 : pad);
+    if (str) put(out, at, str);
+    else put_latin1(out, at, text, n);
+    if (c.left) spaces(out, at + len, pad);
+    return pos + std::max<Py_ssize_t>(c.width, len);
+  };
+  Py_ssize_t pos = 0;
+  for (size_t j = 0; j < kept; ++j) {
+    if (j) {
+      put(title, pos, sep);
+      pos += sep_len;
+    }
+    pos = write(title, pos, columns[j], columns[j].title, nullptr, 0);
+  }
+  if (PyUnicode_KIND(body) == PyUnicode_1BYTE_KIND && PyUnicode_KIND(sep) == PyUnicode_1BYTE_KIND) {
+    // The usual table (ASCII and "µ"): every cell shown is one byte per character, copied by hand
+    // (a call to memcpy and memset per cell cost most of the time).
+    Py_UCS1* out = PyUnicode_1BYTE_DATA(body);  // (a local cursor, passed by value: kept in a register)
+    const Py_UCS1* sep_data = PyUnicode_1BYTE_DATA(sep);
+    auto cell = [](Py_UCS1* o, const RenderColumn& c, const Py_UCS1* src, Py_ssize_t len, bool plus) {
+      Py_ssize_t pad = std::max<Py_ssize_t>(c.width - len - (plus ? 1 : 0), 0);
+      if (!c.left) {
+        std::memset(o, ' ', static_cast<size_t>(pad));
+        o += pad;
+      }
+      for (Py_ssize_t i = 0; i < len; ++i) o[i] = src[i];
+      o += len;
+      if (plus) *o++ = '+';
+      if (c.left) {
+        std::memset(o, ' ', static_cast<size_t>(pad));
+        o += pad;
+      }
+      return o;
+    };
+    for (int64_t r = 0; r < n_rows; ++r) {
+      if (r) *out++ = '\n';
+      for (size_t j = 0; j < kept; ++j) {
+        const RenderColumn& c = columns[j];
+        if (j) {
+          for (Py_ssize_t i = 0; i < sep_len; ++i) out[i] = sep_data[i];
+          out += sep_len;
+        }
+        if (c.kind < 0) {
+          PyObject* s = PyList_GET_ITEM(c.cells, c.inv[r]);
+          out = cell(out, c, PyUnicode_1BYTE_DATA(s), PyUnicode_GET_LENGTH(s), false);
+          continue;
+        }
+        uint8_t mark = c.marks ? c.marks[r] : 0;
+        if (mark == 2 || mark == 3) {
+          out = cell(out, c, reinterpret_cast<const Py_UCS1*>(kMarks[mark]),
+                     static_cast<Py_ssize_t>(std::strlen(kMarks[mark])), false);
+          continue;
+        }
+        const NumberTexts& t = texts[j];
+        int64_t u = t.inv[r];
+        out = cell(out, c, reinterpret_cast<const Py_UCS1*>(t.text.data() + t.off[u]), t.len[u], mark == 1);
+      }
+    }
+    PyObject* result = PyTuple_Pack(2, title, body);
+    Py_DECREF(title);
+    Py_DECREF(body);
+    return result;
+  }
+  pos = 0;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    if (r) {
+      PyUnicode_WRITE(PyUnicode_KIND(body), PyUnicode_DATA(body), pos, '\n');
+      ++pos;
+    }
+    for (size_t j = 0; j < kept; ++j) {
+      const RenderColumn& c = columns[j];
+      if (j) {
+        put(body, pos, sep);
+        pos += sep_len;
+      }
+      if (c.kind < 0) {
+        pos = write(body, pos, c, PyList_GET_ITEM(c.cells, c.inv[r]), nullptr, 0);
+        continue;
+      }
+      uint8_t mark = c.marks ? c.marks[r] : 0;
+      if (mark == 2 || mark == 3) {
+        pos = write(body, pos, c, nullptr, kMarks[mark], static_cast<int>(std::strlen(kMarks[mark])));
+        continue;
+      }
+      const NumberTexts& t = texts[j];
+      int64_t u = t.inv[r];
+      char cell[408];
+      int len = t.len[u];
+      std::memcpy(cell, t.text.data() + t.off[u], static_cast<size_t>(len));
+      if (mark == 1) cell[len++] = '+';
+      pos = write(body, pos, c, nullptr, cell, len);
+    }
+  }
+  PyObject* result = PyTuple_Pack(2, title, body);
+  Py_DECREF(title);
+  Py_DECREF(body);
+  return result;
 }
 
 }  // namespace torchscope

@@ -52,6 +52,10 @@ enum RegionKind : int64_t { kRegionNone = 0, kRegionCompiledInPlace = 1, kRegion
                             kRegionScripted = 3 };
 bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out);
 
+// model.parameters()'s first tensor, else model.buffers()'s (pre-order, each module once),
+// else None: a new reference, or NULL with a Python error set. Reads the module dicts.
+PyObject* first_tensor(PyObject* root);
+
 struct TensorStats {
   std::vector<int64_t> own_params, own_trainable;  // each Parameter counted at its first module
   std::vector<int64_t> buffer_elems;               // elements of each module's own buffers
@@ -99,5 +103,29 @@ enum NumberKind : int { kNumberTime = 0, kNumberBytes = 1, kNumberCount = 2, kNu
 PyObject* number_cells(const double* values, int64_t n, NumberKind kind, bool ascii, std::vector<int64_t>* inv);
 // The same for kNumberInt over int64 values (exact beyond 2**53).
 PyObject* int_cells(const int64_t* values, int64_t n, std::vector<int64_t>* inv);
+
+
+// The torchscope table's title line and body (its rows joined by "\n"), in one pass: no string per
+// cell or per line. A column is either distinct str cells with an index per row (kind < 0), or
+// numbers formatted here like number_cells (values, or ivalues for kNumberInt) with an optional
+// mark per row: 1 appends "+" (a lower bound), 2 shows "?" (unknown), 3 shows "(shared)". Widths are
+// those of the Python layout (report.py: every distinct cell a column holds, and its title);
+// right-hand columns are dropped while the line is wider than max_width (> 0; two always stay).
+// Returns (title, body) as a new tuple, or NULL with a Python error set.
+struct RenderColumn {
+  PyObject* title = nullptr;     // str (borrowed)
+  bool left = false;
+  int kind = -1;                 // -1: cells; else a NumberKind
+  PyObject* cells = nullptr;     // list of str (borrowed)
+  const int64_t* inv = nullptr;  // per row: index into cells
+  const double* values = nullptr;
+  const int64_t* ivalues = nullptr;
+  const uint8_t* marks = nullptr;  // per row, or null
+  bool ascii = false;            // "us", not "µs"
+  int64_t width = 0;             // (set by render_grid)
+  Py_UCS4 maxchar = 0x7f;        // (set by render_grid: of the cells shown)
+};
+PyObject* render_grid(std::vector<RenderColumn>& columns, int64_t n_rows, PyObject* sep, int64_t max_width,
+                      int64_t* width, int64_t* kept);
 
 }  // namespace torchscope

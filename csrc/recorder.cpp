@@ -309,6 +309,13 @@ inline void encode_inputs(c10::ArrayRef<const c10::IValue> inputs, IntStream& ou
   out.end_at(p);
 }
 
+// Argument lists are a few values long: an inline loop, not a call to memcmp (~15 ns per op here).
+inline bool same_values(const int64_t* a, const int64_t* b, int32_t n) {
+  for (int32_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
   if (!g_recording.load(std::memory_order_relaxed)) return nullptr;
   ThreadState& ts = tls;
@@ -340,8 +347,7 @@ std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
       const int64_t* data = buf->args.data();
       int hit = -1;
       for (int k = 0; k < 2 && hit < 0; ++k)
-        if (last.len[k] == r.args_len && last.off[k] >= 0 &&
-            std::memcmp(data + last.off[k], data + r.args_off, sizeof(int64_t) * r.args_len) == 0)
+        if (last.len[k] == r.args_len && last.off[k] >= 0 && same_values(data + last.off[k], data + r.args_off, r.args_len))
           hit = k;
       if (hit >= 0) {
         buf->args.truncate(static_cast<size_t>(r.args_off));  // the same values are already there

@@ -328,3 +328,23 @@ def test_a_formula_added_between_two_summaries_counts_in_the_second(monkeypatch)
     monkeypatch.setitem(count.MAC_FORMULAS, "aten::cumsum", lambda args: 123)
     s = profile_summary(m, x, verbose=0, warmup=0, iters=1)
     assert s.total_macs == 123 and not s.uncounted_ops
+
+
+def test_name_flags_follow_a_growing_name_table_and_restart_on_another():
+    """The per-name flags are computed once per op name (the recorder's table only grows); a table
+    that is not an extension of the one seen (another process's JSON, a test) starts over."""
+    import numpy as np
+
+    from torchscope.attribute import ENGINE_PREFIX, _engine_names
+
+    def direct(names):
+        has = np.array([n in count.MAC_FORMULAS for n in names], dtype=bool)
+        zero = np.array([bool(count._ZERO_MAC.match(n)) or n.startswith("autograd::engine::") for n in names], dtype=bool)
+        return has, zero, np.array(["::" not in n for n in names], dtype=bool) & ~has
+
+    tables = [["aten::addmm", "aten::relu"], ["aten::addmm", "aten::relu", "aten::view", "MyFunction"],
+              ["aten::t", "aten::mm"], ["aten::t", "aten::mm", ENGINE_PREFIX + ": MmBackward0"], []]
+    for names in tables + tables[::-1]:
+        got, want = count.op_formula_flags(names), direct(names)
+        assert all(g.tolist() == w.tolist() for g, w in zip(got, want)), names
+        assert _engine_names(names).tolist() == [int(n.startswith(ENGINE_PREFIX)) for n in names], names

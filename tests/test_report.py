@@ -258,7 +258,7 @@ def test_tables_drawn_with_the_c_helpers_equal_those_drawn_with_their_python_twi
         s._tables.clear()
         return [s.table(style=st, **kw) for st, kw in cases]
     with_c = draw()
-    for name in ("tree_labels", "number_cells", "pad_rows", "factorize", "factorize_objects"):
+    for name in ("tree_labels", "number_cells", "pad_rows", "factorize", "factorize_objects", "render_grid"):
         monkeypatch.setattr(report.C, name, getattr(_pyrecorder, name))
     assert draw() == with_c
 
@@ -276,3 +276,51 @@ def test_objects_factorised_by_identity_in_c_match_the_python_twin():
     assert [x.tolist() for x in C.factorize_objects(items, np.array([0, 1, 2]))] == [[0, 1], [0, 1, 0]]
     with pytest.raises(IndexError):
         C.factorize_objects(items, np.array([7]))
+
+
+@pytest.mark.native
+def test_table_body_rendered_in_c_matches_the_python_twin():
+    """C.render_grid (numbers formatted straight into the lines, marks, widths, dropped columns) gives
+    the text of its twin, which builds the cells and lines as the other layouts do."""
+    from torchscope import _pyrecorder
+
+    k = C.NUMBER_KINDS
+    rng = np.random.default_rng(1)
+    n = 40
+    times = np.concatenate([[np.nan, 0.0, 1050.0, 999.6], rng.random(n - 4) * 10.0 ** rng.integers(0, 11, n - 4)])
+    counts = rng.integers(0, 10**9, n).astype(np.int64)
+    counts[:3] = 0
+    marks = rng.integers(0, 3, n).astype(np.uint8)  # lower bound (+) and unknown (?) rows
+    shared = np.where(rng.random(n) < 0.3, 3, 0).astype(np.uint8)
+    labels = [f"{'  ' * (i % 3)}m{i} (Typ)" for i in range(n)]
+    labels[5] = "日本 (語)"
+    labels[6] = "s\udc80 (T)"  # a lone surrogate, legal in a Python str
+    columns = [("Layer (type)", True, -1, labels, np.arange(n)),
+               ("Shape", False, -1, ["[4, 32]", "(ü)", "-"], rng.integers(0, 3, n)),
+               ("Params", False, k["count"], counts, shared),
+               ("MACs", False, k["count"], counts.astype(np.float64), marks),
+               ("Self CPU", False, k["time"], times, None),
+               ("Mem", False, k["bytes"], rng.integers(-4096, 2**31, n).astype(np.float64), None),
+               ("Ops", False, k["int"], rng.integers(0, 700, n), None)]
+    full = C.render_grid(columns, "  ", False, 0)
+    assert full[3] == len(columns) and "?" in full[1] and "(shared)" in full[1] and "+" in full[1] and "µs" in full[1]
+    for ascii_only in (False, True):
+        for max_width in (0, full[2], full[2] - 1, 60, 5):
+            got = C.render_grid(columns, "  ", ascii_only, max_width)
+            assert got == _pyrecorder.render_grid(columns, "  ", ascii_only, max_width), (ascii_only, max_width)
+            title, body, width, kept = got
+            assert len(title) == width and all(len(line) == width for line in body.split("\n"))
+            assert len(body.split("\n")) == n and ("µs" in body) == (not ascii_only and kept > 4)
+            assert kept == len(columns) if max_width in (0, full[2]) else (width <= max_width or kept == 2)
+    empty = [(t, left, kind, data[:0], None if index is None else index[:0]) for t, left, kind, data, index in columns]
+    empty[0] = ("Layer (type)", True, -1, [], np.zeros(0, dtype=np.int64))
+    empty[1] = ("Shape", False, -1, [], np.zeros(0, dtype=np.int64))
+    assert C.render_grid(empty, "  ", False, 0) == _pyrecorder.render_grid(empty, "  ", False, 0)
+    with pytest.raises(ValueError, match="differ in length"):
+        C.render_grid([columns[0], ("Ops", False, k["int"], np.arange(3), None)], "  ", False, 0)
+    with pytest.raises(IndexError, match="refers to cell"):
+        C.render_grid([("L", True, -1, ["a"], np.array([1]))], "  ", False, 0)
+    with pytest.raises(ValueError, match="unknown mark"):
+        C.render_grid([("P", False, k["count"], np.ones(2), np.array([0, 7], dtype=np.uint8))], "  ", False, 0)
+    with pytest.raises(TypeError):
+        C.render_grid([("P", False, k["int"], np.ones(2), None)], "  ", False, 0)  # int kind: int64 only

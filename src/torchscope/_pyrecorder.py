@@ -424,6 +424,14 @@ def walk_modules(root, script_module_type):
             "region": np.array(region, dtype=np.int64)}
 
 
+def first_tensor(root):
+    for t in root.parameters():
+        return t
+    for t in root.buffers():
+        return t
+    return None
+
+
 def tensor_stats(modules, uninitialized_type):
     """Python twin of modules.cpp tensor_stats."""
     n = len(modules)
@@ -480,6 +488,39 @@ def pad_rows(columns, sep, end):
         padded = [just(c, width) for c in cells]
         out.append([just(title, width)] + [padded[i] for i in inv])
     return [sep.join(r) + end for r in zip(*out)] if out else [end]
+
+
+def grid_cells(kind, data, index, ascii_only):
+    """(distinct cells, index per row) of one render_grid column (see modules.h: render_grid)."""
+    if kind < 0:
+        return list(data), np.asarray(index, dtype=np.int64)
+    uniq, inv = number_cells(np.asarray(data), kind, ascii_only)
+    marks = None if index is None else np.asarray(index, dtype=np.uint8)
+    if marks is not None and (marks == 3).any():  # params of a repeated call
+        uniq, inv = uniq + ["(shared)"], np.where(marks == 3, len(uniq), inv)
+    if marks is not None and ((marks == 1) | (marks == 2)).any():  # MACs: lower bound, unknown
+        k = len(uniq)
+        uniq = uniq + [u + "+" for u in uniq] + ["?"]
+        inv = np.where(marks == 2, 2 * k, np.where(marks == 1, inv + k, inv))
+    return uniq, inv
+
+
+def render_grid(columns, sep, ascii_only, max_width):
+    """Twin of the C table body (modules.h: render_grid): (title line, rows joined by "\\n", width,
+    columns kept), from cells and pad_rows as the Python layouts build them."""
+    cols, n_rows = [], None
+    for title, left, kind, data, index in columns:
+        uniq, inv = grid_cells(kind, data, index, ascii_only)
+        if n_rows is not None and len(inv) != n_rows:
+            raise ValueError("render_grid: columns differ in length")
+        n_rows = len(inv)
+        cols.append((title, uniq, inv, max(max(map(len, uniq), default=0), len(title)), left))
+    kept = len(cols)
+    if max_width and max_width > 0:
+        while kept > 2 and sum(c[3] for c in cols[:kept]) + len(sep) * (kept - 1) > max_width:
+            kept -= 1
+    lines = pad_rows(cols[:kept], sep, "")
+    return lines[0], "\n".join(lines[1:]), len(lines[0]), kept
 
 
 def tree_labels(names, types, keep, depth, repeat, flat):

@@ -440,9 +440,19 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     return fast if fast is not None else attribute_vectorised(trace, device_type)
 
 
+_ENGINE_NAMES: list = [[], np.zeros(0, dtype=np.uint8)]  # names seen so far, their flags (the table grows)
+
+
 def _engine_names(names: list) -> np.ndarray:
-    """Per op-name id: an autograd-engine record."""
-    return np.fromiter((nm.startswith(ENGINE_PREFIX) for nm in names), dtype=np.uint8, count=len(names))
+    """Per op-name id: an autograd-engine record (computed once per name)."""
+    known, flags = _ENGINE_NAMES
+    if names[:len(known)] != known:  # another table: start over
+        known, flags = [], flags[:0]
+    if len(names) != len(known):
+        new = np.array([nm.startswith(ENGINE_PREFIX) for nm in names[len(known):]], dtype=np.uint8)
+        known, flags = known + list(names[len(known):]), np.concatenate([flags, new])
+    _ENGINE_NAMES[:] = known, flags
+    return flags
 
 
 def _forward_kernel(trace: Trace, device_type: int) -> Attribution | None:

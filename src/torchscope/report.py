@@ -160,6 +160,17 @@ _STYLE_TITLES = {
     "lightning": {"input_shape": "In sizes", "output_shape": "Out sizes"},
 }
 _EMPTY = {"torchinfo": "--", "lightning": "?"}  # an empty cell; "-" elsewhere
+# Numeric columns: key -> field, rounded to 3 digits, kind of C.number_cells (None: formatted in Python)
+_NUMERIC = {
+    "self_cpu": ("fwd_self_time_ns", True, "time"), "cpu_total": ("fwd_time_ns", True, "time"),
+    "bwd_self": ("bwd_self_time_ns", True, "time"), "bwd_total": ("bwd_time_ns", True, "time"),
+    "mem_alloc": ("mem_allocated", False, "bytes"), "mem_retained": ("mem_retained", False, "bytes"),
+    "mem_peak": ("mem_peak", False, "bytes"), "bwd_mem": ("bwd_mem_allocated", False, "bytes"),
+    "flops_per_s": ("flops_per_s", True, None), "buffers": ("buffers", False, "count"),
+    "ops": ("num_ops", False, "int"),
+    **{w: (w, False, None) for w in ("w_mean", "w_std", "w_min", "w_max", "w_zeros")},
+}
+_MARKED = ("params", "trainable_params", "macs", "flops")  # counts with per-row marks (_render_spec)
 _CONTAINERS = ("Sequential", "ModuleList")      # torchsummary / pytorch-model-summary skip these
 
 
@@ -387,7 +398,7 @@ class _View:
             if field == "input_shapes" and isinstance(o, tuple) and len(o) == 1:
                 o = o[0]
             cells.append(fmt_shape(o) if plain else fmt_shape_as(o, self.run_batch, label, parens, self.empty))
-        return np.array(cells, dtype=object), inv
+        return cells, inv
 
 
 def _round3(a: np.ndarray) -> np.ndarray:
@@ -400,16 +411,16 @@ def _round3(a: np.ndarray) -> np.ndarray:
 
 
 def _unique_cells(values, fmt, n: int = 0):
-    """(distinct strings, index per row): format each distinct value once."""
+    """(distinct strings, index per row): format each distinct value once. A column's cells are a
+    list of str (what C.pad_rows takes) and an int64 array of indices into it, one per row."""
     if values is None:
-        return np.array(["-"], dtype=object), np.zeros(n, dtype=np.int64)
+        return ["-"], np.zeros(n, dtype=np.int64)
     values = np.asarray(values)
     if values.dtype.kind in "fiu":  # numbers: a hash table in C, no sort
         uniq, _first, inv = C.factorize(values.reshape(-1))
     else:
         uniq, inv = np.unique(values, return_inverse=True)
-    cells = [fmt(v) for v in uniq.tolist()]
-    return np.array(cells, dtype=object), inv.reshape(-1)
+    return [fmt(v) for v in uniq.tolist()], inv.reshape(-1)
 
 
 def _stdout_takes_unicode() -> bool:
@@ -427,17 +438,17 @@ def _lower_bound_cells(cells, flagged, zero):
         return cells
     uniq, inv = cells
     k = len(uniq)
-    more = np.array([u + "+" for u in uniq.tolist()] + ["?"], dtype=object)
-    return np.concatenate([uniq, more]), np.where(flagged, np.where(zero, 2 * k, inv + k), inv)
+    more = [u + "+" for u in uniq] + ["?"]
+    return uniq + more, np.where(flagged, np.where(zero, 2 * k, inv + k), inv)
 
 
 def _widest(cells, *floor) -> int:
-    """Width of the longest of the cells (an array of str), at least each floor."""
-    return max(max(map(len, cells.tolist()), default=0), *floor)
+    """Width of the longest of the cells (a list of str), at least each floor."""
+    return max(max(map(len, cells), default=0), *floor)
 
 
 def _as_cells(strings: list):
-    return np.array(strings, dtype=object), np.arange(len(strings))
+    return list(strings), np.arange(len(strings))
 
 
 def _json_shape(s):
@@ -689,7 +700,7 @@ class ProfileSummary:
                 p = self._numbers(key, keep, fmt, kind="count" if compact else None)
             shared = rep if compact else rep & (v.ints("params")[keep] > 0)  # torchscope marks every repeat
             if shared.any():
-                p = (np.append(p[0], "(shared)"), np.where(shared, len(p[0]), p[1]))
+                p = (p[0] + ["(shared)"], np.where(shared, len(p[0]), p[1]))
             return p
         if key == "params_percent":
             total = max(self.total_params, 1)
@@ -732,20 +743,36 @@ class ProfileSummary:
                     path[i] = f"{up}/{types[i]}" if up else types[i]
                 return path[i]
             return _as_cells([chain(eff[k]) or v.empty for k in keep.tolist()])
-        t = v.time_fmt
-        numeric = {  # field, formatter, rounded to 3 digits, kind of C.number_cells doing the same
-            "self_cpu": ("fwd_self_time_ns", t, True, "time"), "cpu_total": ("fwd_time_ns", t, True, "time"),
-            "bwd_self": ("bwd_self_time_ns", t, True, "time"), "bwd_total": ("bwd_time_ns", t, True, "time"),
-            "mem_alloc": ("mem_allocated", fmt_bytes, False, "bytes"),
-            "mem_retained": ("mem_retained", fmt_bytes, False, "bytes"),
-            "mem_peak": ("mem_peak", fmt_bytes, False, "bytes"), "bwd_mem": ("bwd_mem_allocated", fmt_bytes, False, "bytes"),
-            "flops_per_s": ("flops_per_s", lambda x: fmt_count(x) + "FLOP/s" if x else "-", True, None),
-            "buffers": ("buffers", fmt_count, False, "count"), "ops": ("num_ops", str, False, "int"),
-        }
-        for w in ("w_mean", "w_std", "w_min", "w_max", "w_zeros"):  # profile_summary(weight_stats=True)
-            numeric[w] = (w, lambda x: "-" if x != x else f"{x:.4g}", False, None)
-        field, fmt, round3, kind = numeric[key]
+        field, round3, kind = _NUMERIC[key]
+        fmt = {"time": v.time_fmt, "bytes": fmt_bytes, "count": fmt_count, "int": str}.get(kind)
+        if key == "flops_per_s":
+            fmt = lambda x: fmt_count(x) + "FLOP/s" if x else "-"  # noqa: E731
+        elif kind is None:  # profile_summary(weight_stats=True)
+            fmt = lambda x: "-" if x != x else f"{x:.4g}"  # noqa: E731
         return self._numbers(field, keep, fmt, round3, kind=kind, ascii_only=v.a.ascii_only)
+
+    def _render_spec(self, key, keep, v):
+        """(kind, data, index) of one torchscope-style column for C.render_grid: a column C formats
+        (_NUMERIC's kinds, params with their "(shared)" marks, MACs with their lower-bound marks) as
+        its numbers, formatted straight into the lines; any other as its cells (_cells)."""
+        cols = self._cols
+        field, _round3, kind = _NUMERIC.get(key, (key, False, "count" if key in _MARKED else None))
+        vals = cols.get(field) if kind is not None else None
+        if vals is not None:
+            vals = np.asarray(vals)[keep]
+        if vals is None or vals.dtype.kind not in ("i" if kind == "int" else "iuf"):
+            uniq, inv = self._cells(key, keep, v)
+            return -1, list(uniq), inv
+        marks = None
+        if key in ("params", "trainable_params"):  # the torchscope style marks every repeated call
+            rep = v.rep[keep]
+            marks = np.where(rep, 3, 0).astype(np.uint8) if rep.any() else None
+        elif key in ("macs", "flops"):  # rows running uncounted ops: a lower bound (+), or unknown (?)
+            unc = cols.get("macs_uncounted_ops")
+            flagged = np.asarray(unc)[keep] > 0 if unc is not None else None
+            if flagged is not None and flagged.any():
+                marks = np.where(flagged, np.where(vals == 0, 2, 1), 0).astype(np.uint8)
+        return C.NUMBER_KINDS[kind], vals, marks
 
     def _numbers(self, field, keep, fmt, round3=False, kind=None, ascii_only=False):
         vals = self._cols.get(field)
@@ -753,8 +780,7 @@ class ProfileSummary:
             return _unique_cells(None, fmt, len(keep))
         vals = np.asarray(vals)[keep]
         if kind is not None and vals.dtype.kind in ("i" if kind == "int" else "iuf"):  # formatted in C
-            cells, inv = C.number_cells(vals, C.NUMBER_KINDS[kind], ascii_only)
-            return np.array(cells, dtype=object), inv
+            return C.number_cells(vals, C.NUMBER_KINDS[kind], ascii_only)
         return _unique_cells(_round3(vals) if round3 else vals, fmt, len(keep))
 
     @staticmethod
@@ -856,9 +882,10 @@ class ProfileSummary:
                       for k, dk, r in zip(keep.tolist(), d[keep].tolist(), rep.tolist())]
         else:
             labels = C.tree_labels(names, types, keep, d[keep], rep, flat)
-        columns = [("Layer (type)", _as_cells(labels))]
-        columns += self._value_columns(self._columns_for(a, DEFAULT_COLUMNS), keep, v)
-        return {"columns": columns, "footer": lambda hidden: self._torchscope_footer(a, rep.any(), hidden)}
+        # Columns as C.render_grid takes them: (title, left-aligned, kind, data, index)
+        specs = [("Layer (type)", True, -1, labels, np.arange(len(labels)))]
+        specs += [(self._title(a, c), False, *self._render_spec(c, keep, v)) for c in self._columns_for(a, DEFAULT_COLUMNS)]
+        return {"specs": specs, "footer": lambda hidden: self._torchscope_footer(a, rep.any(), hidden)}
 
     def _torchscope_footer(self, a, repeated, hidden):
         time_fmt = (lambda x: fmt_time(x, True)) if a.ascii_only else fmt_time
@@ -888,20 +915,13 @@ class ProfileSummary:
         return lines + self._note_lines()
 
     def _layout_torchscope(self, g, a):
-        columns = list(g["columns"])
-        widths = [_widest(uniq, len(title)) for title, (uniq, _inv) in columns]
-        hidden = []
-        if a.max_width:
-            while len(columns) > 2 and sum(widths) + 2 * (len(columns) - 1) > a.max_width:
-                widths.pop()
-                hidden.append(columns.pop()[0])
-        body = self._padded_rows(columns, widths, [True] + [False] * (len(columns) - 1), "  ", trailing=False)
-        width = len(body[0]) if body else 80
+        specs = g["specs"]
+        # the title line and the rows in one C pass (numbers formatted straight into the lines)
+        title, rows, width, kept = C.render_grid(specs, "  ", a.ascii_only, a.max_width or 0)
+        hidden = [spec[0] for spec in reversed(specs[kept:])]  # (the footer names them right to left)
         rule = ("=" if a.ascii_only else "═") * width
         thin = ("-" if a.ascii_only else "─") * width
-        lines = [rule, body[0], thin]
-        lines.extend(body[1:])
-        lines.append(rule)
+        lines = [rule, title, thin] + ([rows] if rows else []) + [rule]
         lines += g["footer"](hidden)
         lines.append(rule)
         return "\n".join(lines)
@@ -955,7 +975,7 @@ class ProfileSummary:
     def _padded_rows(columns, widths, left, sep, trailing=True):
         """Lines of a grid, titles first: each line's cells padded to their column's width
         (left- or right-aligned) and joined by sep; assembled in C, one string per line."""
-        return C.pad_rows([(title, uniq.tolist(), inv, w, lf)
+        return C.pad_rows([(title, uniq, inv, w, lf)
                            for (title, (uniq, inv)), w, lf in zip(columns, widths, left)],
                           sep, sep if trailing else "")
 
@@ -1105,7 +1125,7 @@ class ProfileSummary:
         uniq, inv = self._cells(key, rows[ok], v)
         full = np.full(len(rows), len(uniq), dtype=np.int64)
         full[ok] = inv
-        return np.append(uniq, blank).astype(object), full
+        return list(uniq) + [blank], full
 
     def _grid_lightning(self, v):
         a = v.a
@@ -1211,7 +1231,11 @@ class ProfileSummary:
         a = self._table_args(**kw, tty=False)
         a.max_width = None
         g = self._grid(a)
-        columns = g["columns"]
+        if "specs" in g:  # the torchscope style's columns, as C.render_grid takes them
+            from ._pyrecorder import grid_cells
+            columns = [(spec[0], grid_cells(*spec[2:], a.ascii_only)) for spec in g["specs"]]
+        else:
+            columns = g["columns"]
         footer = g["footer"]([]) if callable(g["footer"]) else [ln for b in g["footer"] for ln in b]
         esc = html.escape
         out = [f"<p>{esc(t)}</p>" for t in g.get("title", [])]
