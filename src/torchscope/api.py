@@ -119,11 +119,11 @@ def _fresh(obj):
     return obj
 
 
-def _runner(model, args, kwargs, backward: bool, loss_fn, leaves=()):
+def _runner(model, args, kwargs, backward: bool, loss_fn, leaves=(), n_passes: int = 2):
     # The first pass gets the caller's containers; later ones fresh copies of them as they
     # were, so a forward that appends to or pops from them (batch.pop("labels")) runs the same
     # every pass, and the caller sees one call's change.
-    pristine = _fresh((args, kwargs))
+    pristine = _fresh((args, kwargs)) if n_passes > 1 else None
     passes = [0]
 
     def call():
@@ -231,7 +231,7 @@ def profile_summary(model: torch.nn.Module, inputs: Any = None, device=None, *,
     # only with backward: walking the parameters costs ~0.5 ms on a 600-module model
     leaves = _grad_leaves(model, given + _tensors(inputs)) if backward else []
     stashed = [(t, t.grad) for t in leaves]
-    run = _runner(model, args, kwargs, backward, loss_fn, leaves)
+    run = _runner(model, args, kwargs, backward, loss_fn, leaves, warmup + iters)
     if meta and _first_device(model) not in (None, torch.device("meta")):
         if backward:
             raise ValueError("device='meta' with backward=True needs a model built on the meta device "

@@ -423,13 +423,21 @@ def _unique_cells(values, fmt, n: int = 0):
     return [fmt(v) for v in uniq.tolist()], inv.reshape(-1)
 
 
+_ENCODINGS: dict = {}  # stdout encoding -> takes the table's characters
+
+
 def _stdout_takes_unicode() -> bool:
     """Whether the box-drawing and µ characters can be printed (else the table is ASCII)."""
-    try:
-        "═─µ".encode(getattr(sys.stdout, "encoding", None) or "utf-8")
-        return True
-    except (UnicodeEncodeError, LookupError):
-        return False
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    takes = _ENCODINGS.get(encoding)
+    if takes is None:
+        try:
+            "═─µ".encode(encoding)
+            takes = True
+        except (UnicodeEncodeError, LookupError):
+            takes = False
+        _ENCODINGS[encoding] = takes
+    return takes
 
 
 def _lower_bound_cells(cells, flagged, zero):
