@@ -7,6 +7,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <type_traits>
+
 #include "kernels.h"
 #include "modules.h"
 #include "recorder.h"
@@ -129,15 +131,42 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return py::reinterpret_steal<py::list>(r);
   });
   // The torchscope table's (title line, body, width, columns kept): columns = [(title, left, kind,
-  // data, index)], kind -1: data a list of str and index an int64 array of indices into it; else
-  // a NUMBER_KINDS value: data the numbers (int64 for "int", else float64) and index None or a
-  // uint8 mark per row (modules.h: render_grid).
-  m.def("render_grid", [](py::list columns, py::str sep, bool ascii, int64_t max_width) {
+  // data, index)], kind -1: data a list of str and index an int64 array of indices into it, one
+  // per line; else a NUMBER_KINDS value: data the numbers (int64 for "int", else float64) and index
+  // None or a uint8 mark per number (modules.h: render_grid). keep: None, or the rows of the numbers
+  // and marks shown, in order (the summary's columns go in whole: no copy per column in Python).
+  m.def("render_grid", [](py::list columns, py::object keep_obj, py::str sep, bool ascii, int64_t max_width) {
     using I64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
     using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
     using U8 = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
     std::vector<RenderColumn> cols;
     std::vector<py::object> alive;  // the converted arrays, until rendered
+    std::vector<std::vector<int64_t>> gathered_i;  // numbers and marks of the kept rows
+    std::vector<std::vector<double>> gathered_f;
+    std::vector<std::vector<uint8_t>> gathered_m;
+    gathered_i.reserve(py::len(columns));
+    gathered_f.reserve(py::len(columns));
+    gathered_m.reserve(py::len(columns));
+    const int64_t* keep = nullptr;
+    int64_t n_keep = -1;
+    if (!keep_obj.is_none()) {
+      I64 k(keep_obj);
+      if (k.ndim() != 1) throw py::value_error("render_grid: keep must be one-dimensional");
+      keep = k.data();
+      n_keep = k.shape(0);
+      alive.push_back(k);
+    }
+    // The kept rows of a column of numbers (all of them without keep), bounds-checked.
+    auto gather = [&](auto* data, int64_t n, auto& store) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(data)>>;
+      if (!keep) return data;
+      auto& out = store.emplace_back(static_cast<size_t>(n_keep));
+      for (int64_t r = 0; r < n_keep; ++r) {
+        if (keep[r] < 0 || keep[r] >= n) throw py::index_error("render_grid: keep refers past a column's end");
+        out[r] = static_cast<T>(data[keep[r]]);
+      }
+      return const_cast<const T*>(out.data());
+    };
     int64_t n_rows = -1;
     for (py::handle item : columns) {
       auto t = py::reinterpret_borrow<py::tuple>(item);
@@ -160,23 +189,24 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         if (c.kind > kNumberInt) throw py::value_error("render_grid: unknown number kind");
         py::array a = py::reinterpret_borrow<py::array>(py::array::ensure(t[3]));
         if (!a || a.ndim() != 1) throw py::value_error("render_grid: numbers must be a one-dimensional array");
+        n = a.shape(0);
         if (c.kind == kNumberInt) {
           if (a.dtype().kind() != 'i') throw py::type_error("render_grid: kind 'int' takes a signed integer array");
           I64 v(a);
-          c.ivalues = v.data();
+          c.ivalues = gather(v.data(), n, gathered_i);
           alive.push_back(v);
         } else {
           F64 v(a);
-          c.values = v.data();
+          c.values = gather(v.data(), n, gathered_f);
           alive.push_back(v);
         }
-        n = a.shape(0);
         if (!t[4].is_none()) {
           U8 m(t[4]);
           if (m.ndim() != 1 || m.shape(0) != n) throw py::value_error("render_grid: one mark per row");
-          c.marks = m.data();
+          c.marks = gather(m.data(), n, gathered_m);
           alive.push_back(m);
         }
+        if (keep) n = n_keep;
       }
       if (n_rows >= 0 && n != n_rows) throw py::value_error("render_grid: columns differ in length");
       n_rows = n;

@@ -302,12 +302,12 @@ def test_table_body_rendered_in_c_matches_the_python_twin():
                ("Self CPU", False, k["time"], times, None),
                ("Mem", False, k["bytes"], rng.integers(-4096, 2**31, n).astype(np.float64), None),
                ("Ops", False, k["int"], rng.integers(0, 700, n), None)]
-    full = C.render_grid(columns, "  ", False, 0)
+    full = C.render_grid(columns, None, "  ", False, 0)
     assert full[3] == len(columns) and "?" in full[1] and "(shared)" in full[1] and "+" in full[1] and "µs" in full[1]
     for ascii_only in (False, True):
         for max_width in (0, full[2], full[2] - 1, 60, 5):
-            got = C.render_grid(columns, "  ", ascii_only, max_width)
-            assert got == _pyrecorder.render_grid(columns, "  ", ascii_only, max_width), (ascii_only, max_width)
+            got = C.render_grid(columns, None, "  ", ascii_only, max_width)
+            assert got == _pyrecorder.render_grid(columns, None, "  ", ascii_only, max_width), (ascii_only, max_width)
             title, body, width, kept = got
             assert len(title) == width and all(len(line) == width for line in body.split("\n"))
             assert len(body.split("\n")) == n and ("µs" in body) == (not ascii_only and kept > 4)
@@ -315,12 +315,22 @@ def test_table_body_rendered_in_c_matches_the_python_twin():
     empty = [(t, left, kind, data[:0], None if index is None else index[:0]) for t, left, kind, data, index in columns]
     empty[0] = ("Layer (type)", True, -1, [], np.zeros(0, dtype=np.int64))
     empty[1] = ("Shape", False, -1, [], np.zeros(0, dtype=np.int64))
-    assert C.render_grid(empty, "  ", False, 0) == _pyrecorder.render_grid(empty, "  ", False, 0)
+    assert C.render_grid(empty, None, "  ", False, 0) == _pyrecorder.render_grid(empty, None, "  ", False, 0)
     with pytest.raises(ValueError, match="differ in length"):
-        C.render_grid([columns[0], ("Ops", False, k["int"], np.arange(3), None)], "  ", False, 0)
+        C.render_grid([columns[0], ("Ops", False, k["int"], np.arange(3), None)], None, "  ", False, 0)
     with pytest.raises(IndexError, match="refers to cell"):
-        C.render_grid([("L", True, -1, ["a"], np.array([1]))], "  ", False, 0)
+        C.render_grid([("L", True, -1, ["a"], np.array([1]))], None, "  ", False, 0)
     with pytest.raises(ValueError, match="unknown mark"):
-        C.render_grid([("P", False, k["count"], np.ones(2), np.array([0, 7], dtype=np.uint8))], "  ", False, 0)
+        C.render_grid([("P", False, k["count"], np.ones(2), np.array([0, 7], dtype=np.uint8))], None, "  ", False, 0)
     with pytest.raises(TypeError):
-        C.render_grid([("P", False, k["int"], np.ones(2), None)], "  ", False, 0)  # int kind: int64 only
+        C.render_grid([("P", False, k["int"], np.ones(2), None)], None, "  ", False, 0)  # int kind: int64 only
+    # keep: the numbers and marks of some rows, in any order (cells columns are per kept row already)
+    keep = rng.permutation(n)[: n // 2]
+    kept_cols = [(t, left, kind, data, index) if kind >= 0 else (t, left, kind, data, np.asarray(index)[keep])
+                 for t, left, kind, data, index in columns]
+    picked = [(t, left, kind, np.asarray(data)[keep], None if index is None else np.asarray(index)[keep])
+              if kind >= 0 else (t, left, kind, data, index) for t, left, kind, data, index in kept_cols]
+    assert C.render_grid(kept_cols, keep, "  ", False, 0) == C.render_grid(picked, None, "  ", False, 0) \
+        == _pyrecorder.render_grid(kept_cols, keep, "  ", False, 0)
+    with pytest.raises(IndexError, match="keep refers past"):
+        C.render_grid([("P", False, k["count"], np.ones(2), None)], np.array([2]), "  ", False, 0)

@@ -490,10 +490,13 @@ def pad_rows(columns, sep, end):
     return [sep.join(r) + end for r in zip(*out)] if out else [end]
 
 
-def grid_cells(kind, data, index, ascii_only):
-    """(distinct cells, index per row) of one render_grid column (see modules.h: render_grid)."""
+def grid_cells(kind, data, index, ascii_only, keep=None):
+    """(distinct cells, index per row) of one render_grid column (see modules.h: render_grid); keep:
+    the rows of its numbers shown (None: all)."""
     if kind < 0:
         return list(data), np.asarray(index, dtype=np.int64)
+    if keep is not None:
+        data, index = np.asarray(data)[keep], None if index is None else np.asarray(index)[keep]
     uniq, inv = number_cells(np.asarray(data), kind, ascii_only)
     marks = None if index is None else np.asarray(index, dtype=np.uint8)
     if marks is not None and (marks == 3).any():  # params of a repeated call
@@ -505,12 +508,12 @@ def grid_cells(kind, data, index, ascii_only):
     return uniq, inv
 
 
-def render_grid(columns, sep, ascii_only, max_width):
+def render_grid(columns, keep, sep, ascii_only, max_width):
     """Twin of the C table body (modules.h: render_grid): (title line, rows joined by "\\n", width,
     columns kept), from cells and pad_rows as the Python layouts build them."""
     cols, n_rows = [], None
     for title, left, kind, data, index in columns:
-        uniq, inv = grid_cells(kind, data, index, ascii_only)
+        uniq, inv = grid_cells(kind, data, index, ascii_only, keep)
         if n_rows is not None and len(inv) != n_rows:
             raise ValueError("render_grid: columns differ in length")
         n_rows = len(inv)

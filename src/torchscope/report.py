@@ -762,22 +762,23 @@ class ProfileSummary:
     def _render_spec(self, key, keep, v):
         """(kind, data, index) of one torchscope-style column for C.render_grid: a column C formats
         (_NUMERIC's kinds, params with their "(shared)" marks, MACs with their lower-bound marks) as
-        its numbers, formatted straight into the lines; any other as its cells (_cells)."""
+        the summary's whole column of numbers, which C reads at the kept rows; any other as the cells
+        of the kept rows (_cells)."""
         cols = self._cols
         field, _round3, kind = _NUMERIC.get(key, (key, False, "count" if key in _MARKED else None))
         vals = cols.get(field) if kind is not None else None
         if vals is not None:
-            vals = np.asarray(vals)[keep]
-        if vals is None or vals.dtype.kind not in ("i" if kind == "int" else "iuf"):
+            vals = np.asarray(vals)
+        if vals is None or vals.ndim != 1 or vals.dtype.kind not in ("i" if kind == "int" else "iuf"):
             uniq, inv = self._cells(key, keep, v)
             return -1, list(uniq), inv
         marks = None
         if key in ("params", "trainable_params"):  # the torchscope style marks every repeated call
-            rep = v.rep[keep]
-            marks = np.where(rep, 3, 0).astype(np.uint8) if rep.any() else None
+            if v.rep.any():
+                marks = v.rep.astype(np.uint8) * np.uint8(3)
         elif key in ("macs", "flops"):  # rows running uncounted ops: a lower bound (+), or unknown (?)
             unc = cols.get("macs_uncounted_ops")
-            flagged = np.asarray(unc)[keep] > 0 if unc is not None else None
+            flagged = np.asarray(unc) > 0 if unc is not None else None
             if flagged is not None and flagged.any():
                 marks = np.where(flagged, np.where(vals == 0, 2, 1), 0).astype(np.uint8)
         return C.NUMBER_KINDS[kind], vals, marks
@@ -890,10 +891,13 @@ class ProfileSummary:
                       for k, dk, r in zip(keep.tolist(), d[keep].tolist(), rep.tolist())]
         else:
             labels = C.tree_labels(names, types, keep, d[keep], rep, flat)
-        # Columns as C.render_grid takes them: (title, left-aligned, kind, data, index)
+        # Columns as C.render_grid takes them: (title, left-aligned, kind, data, index); numbers
+        # are read at the kept rows (None: all of them, in order)
         specs = [("Layer (type)", True, -1, labels, np.arange(len(labels)))]
         specs += [(self._title(a, c), False, *self._render_spec(c, keep, v)) for c in self._columns_for(a, DEFAULT_COLUMNS)]
-        return {"specs": specs, "footer": lambda hidden: self._torchscope_footer(a, rep.any(), hidden)}
+        every_row = a.depth is None and a.sort is None and a.top is None and "hide_recursive_layers" not in a.rows
+        return {"specs": specs, "keep": None if every_row else keep,
+                "footer": lambda hidden: self._torchscope_footer(a, rep.any(), hidden)}
 
     def _torchscope_footer(self, a, repeated, hidden):
         time_fmt = (lambda x: fmt_time(x, True)) if a.ascii_only else fmt_time
@@ -925,7 +929,7 @@ class ProfileSummary:
     def _layout_torchscope(self, g, a):
         specs = g["specs"]
         # the title line and the rows in one C pass (numbers formatted straight into the lines)
-        title, rows, width, kept = C.render_grid(specs, "  ", a.ascii_only, a.max_width or 0)
+        title, rows, width, kept = C.render_grid(specs, g["keep"], "  ", a.ascii_only, a.max_width or 0)
         hidden = [spec[0] for spec in reversed(specs[kept:])]  # (the footer names them right to left)
         rule = ("=" if a.ascii_only else "═") * width
         thin = ("-" if a.ascii_only else "─") * width
@@ -1241,7 +1245,8 @@ class ProfileSummary:
         g = self._grid(a)
         if "specs" in g:  # the torchscope style's columns, as C.render_grid takes them
             from ._pyrecorder import grid_cells
-            columns = [(spec[0], grid_cells(*spec[2:], a.ascii_only)) for spec in g["specs"]]
+            columns = [(t, grid_cells(kind, data, index, a.ascii_only, g["keep"]))
+                       for t, _left, kind, data, index in g["specs"]]
         else:
             columns = g["columns"]
         footer = g["footer"]([]) if callable(g["footer"]) else [ln for b in g["footer"] for ln in b]
