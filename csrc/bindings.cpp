@@ -90,11 +90,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     d["shared_modules"] = t.shared_modules;
     return d;
   });
-  m.def("first_tensor", [](py::object root) {
-    PyObject* t = first_tensor(root.ptr());
-    if (!t) throw py::error_already_set();
-    return py::reinterpret_steal<py::object>(t);
-  });
   m.def("tensor_stats", [](py::list modules, py::object uninitialized_type) {
     TensorStats s;
     if (!tensor_stats(modules.ptr(), uninitialized_type.is_none() ? nullptr : uninitialized_type.ptr(), &s))

@@ -679,44 +679,6 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
   return ok;
 }
 
-PyObject* first_tensor(PyObject* root) {
-  static PyObject* s_modules = interned("_modules");
-  static PyObject* s_params = interned("_parameters");
-  static PyObject* s_buffers = interned("_buffers");
-  std::vector<PyObject*> todo;  // owned references
-  PyObject* found = nullptr;
-  bool ok = true;
-  for (PyObject* key : {s_params, s_buffers}) {  // every module's parameters first, then buffers
-    PtrSet seen;
-    seen.insert(root);
-    Py_INCREF(root);
-    todo.assign(1, root);
-    while (ok && !found && !todo.empty()) {
-      PyObject* mod = todo.back();
-      todo.pop_back();
-      PyObject* d = instance_dict(mod);
-      PyObject *tensors = nullptr, *children = nullptr, *k, *v;
-      Py_ssize_t pos = 0;
-      ok = entry_as_dict(d, key, &tensors) && entry_as_dict(d, s_modules, &children);
-      while (ok && tensors && !found && PyDict_Next(tensors, &pos, &k, &v))
-        if (v != Py_None) found = Py_NewRef(v);
-      size_t mark = todo.size();  // pushed in reverse below: popped in pre-order
-      pos = 0;
-      while (ok && !found && children && PyDict_Next(children, &pos, &k, &v))
-        if (v != Py_None && seen.insert(v)) todo.push_back(Py_NewRef(v));
-      std::reverse(todo.begin() + static_cast<std::ptrdiff_t>(mark), todo.end());
-      Py_XDECREF(tensors);
-      Py_XDECREF(children);
-      Py_DECREF(mod);
-    }
-    for (PyObject* m : todo) Py_DECREF(m);
-    todo.clear();
-    if (!ok || found) break;
-  }
-  if (!ok) return nullptr;
-  return found ? found : Py_NewRef(Py_None);
-}
-
 bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* out) {
   static PyObject* s_params = interned("_parameters");
   static PyObject* s_buffers = interned("_buffers");

@@ -52,10 +52,6 @@ enum RegionKind : int64_t { kRegionNone = 0, kRegionCompiledInPlace = 1, kRegion
                             kRegionScripted = 3 };
 bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out);
 
-// model.parameters()'s first tensor, else model.buffers()'s (pre-order, each module once),
-// else None: a new reference, or NULL with a Python error set. Reads the module dicts.
-PyObject* first_tensor(PyObject* root);
-
 struct TensorStats {
   std::vector<int64_t> own_params, own_trainable;  // each Parameter counted at its first module
   std::vector<int64_t> buffer_elems;               // elements of each module's own buffers

@@ -211,30 +211,3 @@ def test_factorize_rejects_what_it_cannot_hash():
         C.factorize(np.array(["a", None], dtype=object))
     with pytest.raises(ValueError, match="one-dimensional"):
         C.factorize(np.zeros((2, 2)))
-
-
-@pytest.mark.parametrize("backend", ["C", "python twin"])
-def test_first_tensor_is_that_of_parameters_then_buffers(backend):
-    """profile_summary's device comes from the model's first parameter, else its first buffer, in
-    model.parameters() / model.buffers() order (the C walk reads the module dicts)."""
-    first_tensor = C.first_tensor if backend == "C" else _pyrecorder.first_tensor
-    shared = nn.Linear(2, 2)
-    bn_only = nn.BatchNorm1d(3, affine=False)  # buffers, no parameters
-    models = [
-        nn.Sequential(nn.ReLU(), nn.Sequential(nn.Identity(), nn.Sequential(nn.Linear(3, 3))), nn.Linear(2, 2)),
-        nn.Sequential(nn.ReLU(), bn_only, nn.Sequential(nn.BatchNorm1d(2, affine=False))),
-        nn.Sequential(nn.ReLU(), nn.Identity()),
-        nn.Sequential(shared, nn.ReLU(), shared),
-        torch.jit.script(nn.Sequential(nn.ReLU(), nn.Linear(4, 4))),
-    ]
-    lone = nn.Module()
-    lone.register_parameter("p", None)  # a None slot is skipped
-    lone.register_buffer("b", torch.zeros(1))
-    models.append(lone)
-    for m in models:
-        want = next(iter(m.parameters()), None)
-        if want is None:
-            want = next(iter(m.buffers()), None)
-        got = first_tensor(m)
-        assert (got is None and want is None) or (got is not None and got.data_ptr() == want.data_ptr()), m
-    assert first_tensor(models[1]) is bn_only.running_mean

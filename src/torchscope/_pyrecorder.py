@@ -424,14 +424,6 @@ def walk_modules(root, script_module_type):
             "region": np.array(region, dtype=np.int64)}
 
 
-def first_tensor(root):
-    for t in root.parameters():
-        return t
-    for t in root.buffers():
-        return t
-    return None
-
-
 def tensor_stats(modules, uninitialized_type):
     """Python twin of modules.cpp tensor_stats."""
     n = len(modules)
