@@ -113,6 +113,9 @@ def test_table_options_sort_top_columns_width(seed):
         s.table(columns=["nope"])
     with pytest.raises(ValueError, match="sort"):
         s.table(sort="nope")
+    for bad in (0, -5, 70.5, True, "70"):  # a width in characters, or none
+        with pytest.raises(ValueError, match=r"max_width=.*positive integer"):
+            s.table(max_width=bad)
 
 
 def test_metadata_and_bytes_by_dtype(seed):

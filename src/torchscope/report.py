@@ -634,6 +634,9 @@ class ProfileSummary:
             raise ValueError(f"col_width={col_width!r}: must be a positive integer")
         if top is not None and (isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1):
             raise ValueError(f"top={top!r}: must be a positive integer (the number of rows to keep)")
+        if max_width is not None and (isinstance(max_width, bool) or not isinstance(max_width, (int, np.integer))
+                                      or max_width < 1):
+            raise ValueError(f"max_width={max_width!r}: must be a positive integer (characters per line)")
         cols = tuple(table_columns(columns)) if columns is not None else None
         unweighed = [c for c in cols or () if c.startswith("w_") and self._cols.get(c) is None]
         if unweighed:
