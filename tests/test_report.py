@@ -337,3 +337,26 @@ def test_table_body_rendered_in_c_matches_the_python_twin():
         == _pyrecorder.render_grid(kept_cols, keep, "  ", False, 0)
     with pytest.raises(IndexError, match="keep refers past"):
         C.render_grid([("P", False, k["count"], np.ones(2), None)], np.array([2]), "  ", False, 0)
+
+
+def test_printing_to_a_terminal_fits_its_width_and_a_zero_width_one_is_not_a_limit(monkeypatch):
+    import io
+    import os
+    import shutil
+    import sys
+
+    from torchscope.models import tiny_mlp
+
+    s = profile_summary(tiny_mlp(3, 8), torch.randn(2, 8), warmup=0, iters=1, verbose=0)
+
+    class Tty(io.StringIO):
+        encoding = "utf-8"
+
+        def isatty(self):
+            return True
+    monkeypatch.setattr(sys, "stdout", Tty())
+    for columns, hidden in ((60, True), (0, False)):
+        monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback=None, c=columns: os.terminal_size((c, 24)))
+        text = s.table()
+        assert ("Columns hidden to fit 60 characters" in text) == hidden, columns
+        assert max(map(len, text.splitlines()[:8])) <= 60 or not hidden

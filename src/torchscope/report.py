@@ -624,8 +624,11 @@ class ProfileSummary:
             ascii_only = ("ascii_only" in rows or os.environ.get("TORCHSCOPE_ASCII") == "1"
                           or not _stdout_takes_unicode())
         ascii_only = bool(ascii_only) or "ascii_only" in rows
+        if max_width is not None and (isinstance(max_width, bool) or not isinstance(max_width, (int, np.integer))
+                                      or max_width < 1):
+            raise ValueError(f"max_width={max_width!r}: must be a positive integer (characters per line)")
         if max_width is None and tty and style == "torchscope" and sys.stdout.isatty():
-            max_width = shutil.get_terminal_size((200, 24)).columns
+            max_width = shutil.get_terminal_size((200, 24)).columns or None  # (a terminal may report 0)
         depth = check_depth(self.depth if depth is None else depth)
         if (sort is not None or top is not None) and style != "torchscope":
             raise ValueError(f"sort=/top= apply to the torchscope style only, not style={style!r}")
@@ -634,9 +637,6 @@ class ProfileSummary:
             raise ValueError(f"col_width={col_width!r}: must be a positive integer")
         if top is not None and (isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1):
             raise ValueError(f"top={top!r}: must be a positive integer (the number of rows to keep)")
-        if max_width is not None and (isinstance(max_width, bool) or not isinstance(max_width, (int, np.integer))
-                                      or max_width < 1):
-            raise ValueError(f"max_width={max_width!r}: must be a positive integer (characters per line)")
         cols = tuple(table_columns(columns)) if columns is not None else None
         unweighed = [c for c in cols or () if c.startswith("w_") and self._cols.get(c) is None]
         if unweighed:
