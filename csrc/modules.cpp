@@ -1161,15 +1161,55 @@ void format_column(const RenderColumn& c, int64_t n, NumberTexts* out) {
   for (double v : uniq) add(format_number(v, static_cast<NumberKind>(c.kind), c.ascii, buf, sizeof(buf)));
 }
 
-// Writes n Latin-1 bytes at pos of a str of any kind.
-inline void put_latin1(PyObject* out, Py_ssize_t pos, const char* text, int n) {
+// One cell to write: characters of one kind (a str's data, or Latin-1 bytes), and a "+" after them.
+struct CellRef {
+  const void* data;
+  int kind;
+  Py_ssize_t len;
+  bool plus;
+};
+
+// The cell padded to its column's width at o, one byte per character (the usual table); returns
+// the cursor after it (by value: it stays in a register, where a reference made it a store per byte).
+inline Py_UCS1* put_bytes(Py_UCS1* o, const RenderColumn& c, const CellRef& x) {
+  Py_ssize_t pad = std::max<Py_ssize_t>(c.width - x.len - (x.plus ? 1 : 0), 0);
+  if (!c.left) {
+    std::memset(o, ' ', static_cast<size_t>(pad));
+    o += pad;
+  }
+  const auto* src = static_cast<const Py_UCS1*>(x.data);
+  for (Py_ssize_t i = 0; i < x.len; ++i) o[i] = src[i];
+  o += x.len;
+  if (x.plus) *o++ = '+';
+  if (c.left) {
+    std::memset(o, ' ', static_cast<size_t>(pad));
+    o += pad;
+  }
+  return o;
+}
+
+// The same at pos of a str of any kind; returns the position after it.
+Py_ssize_t put_chars(PyObject* out, Py_ssize_t pos, const RenderColumn& c, const CellRef& x) {
+  Py_ssize_t len = x.len + (x.plus ? 1 : 0);
+  Py_ssize_t pad = std::max<Py_ssize_t>(c.width - len, 0);
+  if (!c.left) {
+    spaces(out, pos, pad);
+    pos += pad;
+  }
   int kind = PyUnicode_KIND(out);
   void* dst = PyUnicode_DATA(out);
-  if (kind == PyUnicode_1BYTE_KIND) {
-    std::memcpy(static_cast<char*>(dst) + pos, text, static_cast<size_t>(n));
-  } else {
-    for (int i = 0; i < n; ++i) PyUnicode_WRITE(kind, dst, pos + i, static_cast<unsigned char>(text[i]));
+  for (Py_ssize_t i = 0; i < x.len; ++i) PyUnicode_WRITE(kind, dst, pos + i, PyUnicode_READ(x.kind, x.data, i));
+  pos += x.len;
+  if (x.plus) PyUnicode_WRITE(kind, dst, pos++, '+');
+  if (c.left) {
+    spaces(out, pos, pad);
+    pos += pad;
   }
+  return pos;
+}
+
+inline CellRef str_cell(PyObject* s) {
+  return {PyUnicode_DATA(s), static_cast<int>(PyUnicode_KIND(s)), PyUnicode_GET_LENGTH(s), false};
 }
 }  // namespace
 
@@ -1257,101 +1297,45 @@ PyObject* render_grid(std::vector<RenderColumn>& columns, int64_t n_rows, PyObje
     return nullptr;
   }
   // Titles take their column's alignment, as the cells do.
-  auto write = [&](PyObject* out, Py_ssize_t pos, const RenderColumn& c, PyObject* str, const char* text, int n) {
-    Py_ssize_t len = str ? PyUnicode_GET_LENGTH(str) : n;
-    Py_ssize_t pad = std::max<Py_ssize_t>(c.width - len, 0);
-    if (!c.left) spaces(out, pos, pad);
-    Py_ssize_t at = pos + (c.left ? 0 : pad);
-    if (str) put(out, at, str);
-    else put_latin1(out, at, text, n);
-    if (c.left) spaces(out, at + len, pad);
-    return pos + std::max<Py_ssize_t>(c.width, len);
-  };
   Py_ssize_t pos = 0;
   for (size_t j = 0; j < kept; ++j) {
     if (j) {
       put(title, pos, sep);
       pos += sep_len;
     }
-    pos = write(title, pos, columns[j], columns[j].title, nullptr, 0);
+    pos = put_chars(title, pos, columns[j], str_cell(columns[j].title));
   }
-  if (PyUnicode_KIND(body) == PyUnicode_1BYTE_KIND && PyUnicode_KIND(sep) == PyUnicode_1BYTE_KIND) {
-    // The usual table (ASCII and "µ"): every cell shown is one byte per character, copied by hand
-    // (a call to memcpy and memset per cell cost most of the time).
-    Py_UCS1* out = PyUnicode_1BYTE_DATA(body);  // (a local cursor, passed by value: kept in a register)
-    const Py_UCS1* sep_data = PyUnicode_1BYTE_DATA(sep);
-    auto cell = [](Py_UCS1* o, const RenderColumn& c, const Py_UCS1* src, Py_ssize_t len, bool plus) {
-      Py_ssize_t pad = std::max<Py_ssize_t>(c.width - len - (plus ? 1 : 0), 0);
-      if (!c.left) {
-        std::memset(o, ' ', static_cast<size_t>(pad));
-        o += pad;
-      }
-      for (Py_ssize_t i = 0; i < len; ++i) o[i] = src[i];
-      o += len;
-      if (plus) *o++ = '+';
-      if (c.left) {
-        std::memset(o, ' ', static_cast<size_t>(pad));
-        o += pad;
-      }
-      return o;
-    };
-    for (int64_t r = 0; r < n_rows; ++r) {
-      if (r) *out++ = '\n';
-      for (size_t j = 0; j < kept; ++j) {
-        const RenderColumn& c = columns[j];
-        if (j) {
-          for (Py_ssize_t i = 0; i < sep_len; ++i) out[i] = sep_data[i];
-          out += sep_len;
-        }
-        if (c.kind < 0) {
-          PyObject* s = PyList_GET_ITEM(c.cells, c.inv[r]);
-          out = cell(out, c, PyUnicode_1BYTE_DATA(s), PyUnicode_GET_LENGTH(s), false);
-          continue;
-        }
-        uint8_t mark = c.marks ? c.marks[r] : 0;
-        if (mark == 2 || mark == 3) {
-          out = cell(out, c, reinterpret_cast<const Py_UCS1*>(kMarks[mark]),
-                     static_cast<Py_ssize_t>(std::strlen(kMarks[mark])), false);
-          continue;
-        }
-        const NumberTexts& t = texts[j];
-        int64_t u = t.inv[r];
-        out = cell(out, c, reinterpret_cast<const Py_UCS1*>(t.text.data() + t.off[u]), t.len[u], mark == 1);
-      }
-    }
-    PyObject* result = PyTuple_Pack(2, title, body);
-    Py_DECREF(title);
-    Py_DECREF(body);
-    return result;
-  }
+  auto cell_of = [&](size_t j, int64_t r) -> CellRef {
+    const RenderColumn& c = columns[j];
+    if (c.kind < 0) return str_cell(PyList_GET_ITEM(c.cells, c.inv[r]));
+    uint8_t mark = c.marks ? c.marks[r] : 0;
+    if (mark == 2 || mark == 3)
+      return {kMarks[mark], PyUnicode_1BYTE_KIND, static_cast<Py_ssize_t>(std::strlen(kMarks[mark])), false};
+    const NumberTexts& t = texts[j];
+    int64_t u = t.inv[r];
+    return {t.text.data() + t.off[u], PyUnicode_1BYTE_KIND, t.len[u], mark == 1};
+  };
+  // The usual table (ASCII and "µ") is one byte per character, cells included: written through a
+  // raw cursor; any other through PyUnicode_WRITE.
+  const bool one_byte = PyUnicode_KIND(body) == PyUnicode_1BYTE_KIND && PyUnicode_KIND(sep) == PyUnicode_1BYTE_KIND;
+  Py_UCS1* o = one_byte ? PyUnicode_1BYTE_DATA(body) : nullptr;
+  const Py_UCS1* sep_bytes = one_byte ? PyUnicode_1BYTE_DATA(sep) : nullptr;
   pos = 0;
   for (int64_t r = 0; r < n_rows; ++r) {
     if (r) {
-      PyUnicode_WRITE(PyUnicode_KIND(body), PyUnicode_DATA(body), pos, '\n');
-      ++pos;
+      if (o) *o++ = '\n';
+      else PyUnicode_WRITE(PyUnicode_KIND(body), PyUnicode_DATA(body), pos++, '\n');
     }
     for (size_t j = 0; j < kept; ++j) {
-      const RenderColumn& c = columns[j];
-      if (j) {
+      if (j && o) {
+        for (Py_ssize_t i = 0; i < sep_len; ++i) o[i] = sep_bytes[i];
+        o += sep_len;
+      } else if (j) {
         put(body, pos, sep);
         pos += sep_len;
       }
-      if (c.kind < 0) {
-        pos = write(body, pos, c, PyList_GET_ITEM(c.cells, c.inv[r]), nullptr, 0);
-        continue;
-      }
-      uint8_t mark = c.marks ? c.marks[r] : 0;
-      if (mark == 2 || mark == 3) {
-        pos = write(body, pos, c, nullptr, kMarks[mark], static_cast<int>(std::strlen(kMarks[mark])));
-        continue;
-      }
-      const NumberTexts& t = texts[j];
-      int64_t u = t.inv[r];
-      char cell[408];
-      int len = t.len[u];
-      std::memcpy(cell, t.text.data() + t.off[u], static_cast<size_t>(len));
-      if (mark == 1) cell[len++] = '+';
-      pos = write(body, pos, c, nullptr, cell, len);
+      if (o) o = put_bytes(o, columns[j], cell_of(j, r));
+      else pos = put_chars(body, pos, columns[j], cell_of(j, r));
     }
   }
   PyObject* result = PyTuple_Pack(2, title, body);

@@ -440,19 +440,25 @@ def attribute(trace: Trace, device_type: int = DEVICE_TYPE_CPU) -> Attribution:
     return fast if fast is not None else attribute_vectorised(trace, device_type)
 
 
-_ENGINE_NAMES: list = [[], np.zeros(0, dtype=np.uint8)]  # names seen so far, their flags (the table grows)
+class PerName:
+    """fn(name) per op-name id, computed once per name: the recorder's name table only grows for the
+    process (a profile of a known model meets no new name). A table that does not extend the one
+    seen (a summary from another process, a test) starts over."""
+
+    def __init__(self, fn, dtype):
+        self.fn, self.names, self.values = fn, [], np.zeros(0, dtype=dtype)
+
+    def __call__(self, names: list) -> np.ndarray:
+        if names[:len(self.names)] != self.names:
+            self.names, self.values = [], self.values[:0]
+        if len(names) > len(self.names):
+            new = names[len(self.names):]
+            self.values = np.concatenate([self.values, np.array([self.fn(nm) for nm in new], dtype=self.values.dtype)])
+            self.names = self.names + list(new)
+        return self.values
 
 
-def _engine_names(names: list) -> np.ndarray:
-    """Per op-name id: an autograd-engine record (computed once per name)."""
-    known, flags = _ENGINE_NAMES
-    if names[:len(known)] != known:  # another table: start over
-        known, flags = [], flags[:0]
-    if len(names) != len(known):
-        new = np.array([nm.startswith(ENGINE_PREFIX) for nm in names[len(known):]], dtype=np.uint8)
-        known, flags = known + list(names[len(known):]), np.concatenate([flags, new])
-    _ENGINE_NAMES[:] = known, flags
-    return flags
+_engine_names = PerName(lambda nm: nm.startswith(ENGINE_PREFIX), np.uint8)  # an autograd-engine record
 
 
 def _forward_kernel(trace: Trace, device_type: int) -> Attribution | None:

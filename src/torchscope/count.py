@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ._ext import C
+from .attribute import PerName
 
 OPC = C.OP_COLS
 TAG = C.ARG_TAGS
@@ -389,40 +390,18 @@ _ZERO_MAC = re.compile(
 )
 
 
-class _NameFlags:
-    """Flags that depend on an op name alone, per op-name id. The recorder's name table is
-    append-only for the process, so they are computed once per name (a profile of a known model
-    meets no new name): zero-MAC by convention, and not a dispatcher op ("::" absent)."""
-
-    def __init__(self):
-        self.names: list = []
-        self.zero = np.zeros(0, dtype=bool)
-        self.plain = np.zeros(0, dtype=bool)
-
-    def get(self, names: list) -> tuple[np.ndarray, np.ndarray]:
-        if names[:len(self.names)] != self.names:  # another table: start over
-            self.__init__()
-        k = len(self.names)
-        if len(names) > k:
-            new = names[k:]
-            # (autograd-engine wrappers, run by autograd.grad inside a forward: no work)
-            zero = [bool(_ZERO_MAC.match(nm)) or nm.startswith("autograd::engine::") for nm in new]
-            self.zero = np.concatenate([self.zero, np.array(zero, dtype=bool)])
-            self.plain = np.concatenate([self.plain, np.array(["::" not in nm for nm in new], dtype=bool)])
-            self.names = self.names + list(new)
-        return self.zero, self.plain
-
-
-_NAME_FLAGS = _NameFlags()
+# Per op-name id (computed once per name): zero-MAC by convention (autograd-engine wrappers, run by
+# autograd.grad inside a forward, do no work either), and not a dispatcher op ("::" absent)
+_zero_names = PerName(lambda nm: bool(_ZERO_MAC.match(nm)) or nm.startswith("autograd::engine::"), bool)
+_plain_names = PerName(lambda nm: "::" not in nm, bool)
 
 
 def op_formula_flags(names: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per op-name id: has a MAC formula (read now: MAC_FORMULAS may gain or lose entries) /
     is zero-MAC by convention / is a scope that is not a dispatcher op (a Python
     autograd.Function, record_function: no work of its own)."""
-    zero, plain = _NAME_FLAGS.get(names)
     has = np.fromiter((n in MAC_FORMULAS for n in names), dtype=bool, count=len(names))
-    return has, zero, plain & ~has
+    return has, _zero_names(names), _plain_names(names) & ~has
 
 
 def count_ops(ops: np.ndarray, args: np.ndarray, names: list, mask: np.ndarray):
