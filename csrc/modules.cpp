@@ -41,13 +41,18 @@ struct VecHash {
 
 struct ShapeLog {
   bool enabled = false;
-  std::vector<int64_t> scratch;           // the call being encoded (reused: no allocation per call)
   std::vector<PyObject*> keys;            // dict keys / keyword names by id (owned references)
   std::unordered_map<std::vector<int64_t>, int64_t, VecHash> ids;  // signature -> id
   std::vector<const std::vector<int64_t>*> by_id;
   std::vector<int64_t> calls;             // call id, signature id
+  // Per open module call (by nesting depth), its inputs encoded before its forward runs: a
+  // forward may change them in place (x.unsqueeze_(0), a list it appends to). Reused buffers.
+  std::vector<std::vector<int64_t>> open;
+  size_t depth = 0;
+  uint64_t epoch = 0;  // bumped by clear(): a call encoded before it holds stale key ids
 
   void clear() {
+    ++epoch;
     for (PyObject* k : keys) Py_DECREF(k);
     keys.clear();
     ids.clear();
@@ -107,9 +112,8 @@ void encode(PyObject* obj, int depth, std::vector<int64_t>& out) {
   }
 }
 
-// [Seq of positional][Dict of keyword or None][output or None]
-void encode_call(PyObject* const* args, size_t nargs, PyObject* kwnames, PyObject* out,
-                 std::vector<int64_t>& buf) {
+// A call is [Seq of positional][Dict of keyword or None][output or None]; this writes the inputs.
+void encode_inputs(PyObject* const* args, size_t nargs, PyObject* kwnames, std::vector<int64_t>& buf) {
   buf.clear();
   buf.push_back(kShapeSeq);
   buf.push_back(static_cast<int64_t>(nargs));
@@ -125,8 +129,6 @@ void encode_call(PyObject* const* args, size_t nargs, PyObject* kwnames, PyObjec
   } else {
     buf.push_back(kShapeNone);
   }
-  if (out) encode(out, 0, buf);
-  else buf.push_back(kShapeNone);
 }
 
 // Decodes one value at v[pos]; returns a new reference or NULL with an error set.
@@ -194,11 +196,12 @@ PyObject* decode_call(const std::vector<int64_t>& v) {
   return r;
 }
 
-void log_call(int64_t call, PyObject* const* args, size_t nargs, PyObject* kwnames, PyObject* out) {
-  encode_call(args, nargs, kwnames, out, g_log.scratch);
-  auto it = g_log.ids.find(g_log.scratch);
+// `sig`: the call's encoded inputs; the output is appended.
+void log_call(int64_t call, std::vector<int64_t>& sig, PyObject* out) {
+  encode(out, 0, sig);
+  auto it = g_log.ids.find(sig);
   if (it == g_log.ids.end()) {
-    it = g_log.ids.emplace(g_log.scratch, static_cast<int64_t>(g_log.by_id.size())).first;
+    it = g_log.ids.emplace(sig, static_cast<int64_t>(g_log.by_id.size())).first;
     g_log.by_id.push_back(&it->first);
   }
   g_log.calls.push_back(call);
@@ -238,7 +241,8 @@ void log_failure(int32_t module_index, PyObject* const* args, size_t nargs, PyOb
     if (!in_chain(e, value)) PyList_SetSlice(g_failure_log, i, i + 1, nullptr);
   }
   std::vector<int64_t> buf;
-  encode_call(args, nargs, kwnames, nullptr, buf);
+  encode_inputs(args, nargs, kwnames, buf);
+  buf.push_back(kShapeNone);  // (no output)
   PyObject* sig = decode_call(buf);
   if (sig) {
     PyObject* entry = Py_BuildValue("(iOOO)", module_index, PyTuple_GET_ITEM(sig, 0), PyTuple_GET_ITEM(sig, 1),
@@ -270,10 +274,20 @@ PyObject* marker_call(PyObject* self, PyObject* const* args, size_t nargsf, PyOb
   auto* m = reinterpret_cast<ModuleMarker*>(self);
   if (!clear_stale_failures()) return nullptr;
   int64_t call = module_enter(m->module_index);
+  bool logged = g_log.enabled && call >= 0;
+  size_t level = g_log.depth;
+  uint64_t epoch = g_log.epoch;
+  if (logged) {  // inputs as they reach forward (it may change them)
+    if (level == g_log.open.size()) g_log.open.emplace_back();
+    ++g_log.depth;
+    encode_inputs(args, PyVectorcall_NARGS(nargsf), kwnames, g_log.open[level]);
+  }
   PyObject* out = PyObject_Vectorcall(m->wrapped, args, nargsf, kwnames);
+  if (logged) --g_log.depth;
   module_exit(call, out == nullptr);
   if (out && !clear_stale_failures()) Py_CLEAR(out);
-  if (g_log.enabled && call >= 0 && out) log_call(call, args, PyVectorcall_NARGS(nargsf), kwnames, out);
+  // (by index: nested calls may have grown `open`)
+  if (logged && out && g_log.enabled && g_log.epoch == epoch) log_call(call, g_log.open[level], out);
   // Failed calls are logged even when not recording (warm-up), innermost first,
   // so the error can name the module and the shapes that reached it.
   if (!out && g_failure_log) log_failure(m->module_index, args, PyVectorcall_NARGS(nargsf), kwnames);

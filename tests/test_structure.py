@@ -147,6 +147,31 @@ def test_shape_log_matches_what_forward_hooks_see():
     assert s._trace.shape_signatures and len(s._trace.shape_signatures) == 2  # root + Inner
 
 
+def test_input_shapes_are_what_reached_forward_even_if_forward_changes_them():
+    class Grows(nn.Module):
+        def forward(self, x, seen):
+            seen.append(x)  # a list input that forward appends to
+            return x.unsqueeze_(0) * 2  # an input reshaped in place
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.grows = Grows()
+
+        def forward(self, x):
+            inner = self.grows(x, [])
+            return self.grows(inner[0], [inner]) + 1  # nested inside: a second, different call
+
+    s = torchscope.profile_summary(Outer(), torch.randn(3, 4), verbose=0)
+    rows = [r for r in s.rows if r.type == "Grows"]
+    assert [r.input_shapes for r in rows] == [
+        (torch.Size([3, 4]), ()),
+        (torch.Size([3, 4]), (torch.Size([1, 3, 4]),)),
+    ]
+    assert [r.output_shapes for r in rows] == [torch.Size([1, 3, 4])] * 2
+    assert s.rows[0].input_shapes == (torch.Size([3, 4]),)  # the root's input, as passed
+
+
 def test_nested_tensor_output_has_no_shape_and_no_crash():
     class Nest(nn.Module):
         def forward(self, x):

@@ -280,6 +280,9 @@ class ModuleMarker:
         if log:  # stale: the model caught it and runs on (see the C marker)
             log.clear()
         call = module_enter(self.module_index)
+        logged = _S.shape_log_on and call >= 0
+        if logged:  # inputs as they reach forward (it may change them in place)
+            inputs = (_summarize(args, 1), _summarize(kwargs, 1) if kwargs else None)
         try:
             out = self.__wrapped__(*args, **kwargs)
         except BaseException as exc:
@@ -292,9 +295,8 @@ class ModuleMarker:
         module_exit(call, False)
         if log:
             log.clear()
-        if _S.shape_log_on and call >= 0:
-            _S.shape_log.append((call, (_summarize(args, 1), _summarize(kwargs, 1) if kwargs else None,
-                                        _summarize(out))))
+        if logged and _S.shape_log_on:
+            _S.shape_log.append((call, inputs + (_summarize(out),)))
         return out
 
 
