@@ -293,6 +293,33 @@ def test_deepcopy_inside_forward_and_error_after_a_caught_failure(seed):
         profile_summary(Wraps(), torch.randn(2, 4), verbose=0)
 
 
+def test_a_hook_that_raises_is_reported_on_its_own_module():
+    """Markers wrap forward only: a submodule's hook raising must not be blamed on the parent."""
+    m = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.Linear(4, 2)))
+    x = torch.randn(2, 4)
+
+    def reject(mod, args):
+        raise ValueError("rejected by a pre-hook")
+
+    h = m[1][1].register_forward_pre_hook(reject)
+    with pytest.raises(ProfileError, match=r"hook of module '1\.1' \(Linear\) failed with input shapes "
+                                           r"\(\[2, 4\]\): ValueError: rejected by a pre-hook"):
+        profile_summary(m, x, verbose=0)
+    h.remove()
+    h = m[1][1].register_forward_hook(lambda mod, args, out: out.sum(5))  # a bad dim: raises after forward
+    with pytest.raises(ProfileError, match=r"hook of module '1\.1' \(Linear\) failed with input shapes \(\[2, 4\]\)"):
+        profile_summary(m, x, verbose=0)
+    h.remove()
+    assert profile_summary(m, x, verbose=0).rows[-1].output_shapes == torch.Size([2, 2])  # nothing left behind
+
+    class Checks(nn.Module):  # the module's own forward raising: still named as its forward
+        def forward(self, x):
+            return x @ torch.ones(3, 3)
+
+    with pytest.raises(ProfileError, match=r"forward of module '1' \(Checks\) failed with input shapes \(\[2, 4\]\)"):
+        profile_summary(nn.Sequential(nn.Identity(), Checks()), x, verbose=0)
+
+
 def test_a_size_passed_as_inputs_gets_a_hint():
     with pytest.raises(ProfileError, match=r"look like a size: pass a tensor such as torch.randn\(1, 4\)"):
         profile_summary(nn.Linear(4, 2), (1, 4), verbose=0)

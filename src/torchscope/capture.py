@@ -110,18 +110,61 @@ def _describe(summary) -> str:
     return "-"
 
 
-def _failure_message(exc, failures, names, types) -> str:
-    """Name the innermost module whose forward raised, with the shapes that reached it."""
+def _shapes_of(obj, depth=0):
+    """The marker log's shape summary of live values (torch.Size / tuple / dict / None)."""
+    if isinstance(obj, torch.Tensor):
+        return None if obj.is_nested else obj.shape
+    if depth < 4 and isinstance(obj, (tuple, list)):
+        return tuple(_shapes_of(o, depth + 1) for o in obj)
+    if depth < 4 and isinstance(obj, dict):
+        return {k: _shapes_of(v, depth + 1) for k, v in obj.items()}
+    return None
+
+
+def _hooked_call(exc, index: ModuleIndex, failed: int):
+    """(module index, args, kwargs) of a submodule of `failed` whose call raised outside its
+    forward (a forward pre-hook or forward hook: its marker wraps forward only), else None.
+    Read from the traceback: the innermost nn.Module._call_impl frame is that module's call."""
+    call_impl = torch.nn.Module._call_impl.__code__
+    frame = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is call_impl:
+            frame = tb.tb_frame
+        tb = tb.tb_next
+    if frame is None:
+        return None
+    where = {id(m): i for i, m in enumerate(index.modules)}
+    i = where.get(id(frame.f_locals.get("self")), -1)
+    if i < 0 or i == failed or index.opaque[i]:
+        return None
+    p = int(index.parent[i])
+    while p >= 0 and p != failed:
+        p = int(index.parent[p])
+    if p != failed:  # not inside the failed call (e.g. the failed module's own caller)
+        return None
+    return i, frame.f_locals.get("args", ()), frame.f_locals.get("kwargs")
+
+
+def _failure_message(exc, failures, index: ModuleIndex) -> str:
+    """Name the innermost module whose forward (or hook) raised, with the shapes that reached it."""
     if not failures:
         return f"forward failed outside any module: {type(exc).__name__}: {exc}"
+    names, types = index.names, index.types
     mod, pos, kw, _ = failures[0]  # the innermost call sees the exception first
+    what = "forward"
+    hooked = _hooked_call(exc, index, mod)
+    if hooked is not None:
+        mod, args, kwargs = hooked
+        pos, kw = _shapes_of(tuple(args)), _shapes_of(kwargs) if kwargs else None
+        what = "a forward pre-hook or forward hook"
     inputs = _describe(pos) + (" " + _describe(kw) if kw else "")
     path = names[mod] or "(root)"
     hint = ""
     if "Profiler is already enabled" in str(exc):
         hint = (" (torchscope's memory tracking holds the profiler slot; profile with record_memory=False "
                 "to run torch.profiler inside the model)")
-    return (f"forward of module '{path}' ({types[mod]}) failed with input shapes {inputs}: "
+    return (f"{what} of module '{path}' ({types[mod]}) failed with input shapes {inputs}: "
             f"{type(exc).__name__}: {exc}{hint}")
 
 
@@ -413,7 +456,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     except Exception as exc:
         if not failures:  # raised outside any module (C.start, a loss function): unchanged
             raise
-        raise ProfileError(_failure_message(exc, failures, names, types)) from exc
+        raise ProfileError(_failure_message(exc, failures, index)) from exc
     finally:
         bar.close()
         C.set_shape_log(False)
