@@ -110,17 +110,6 @@ def _describe(summary) -> str:
     return "-"
 
 
-def _shapes_of(obj, depth=0):
-    """The marker log's shape summary of live values (torch.Size / tuple / dict / None)."""
-    if isinstance(obj, torch.Tensor):
-        return None if obj.is_nested else obj.shape
-    if depth < 4 and isinstance(obj, (tuple, list)):
-        return tuple(_shapes_of(o, depth + 1) for o in obj)
-    if depth < 4 and isinstance(obj, dict):
-        return {k: _shapes_of(v, depth + 1) for k, v in obj.items()}
-    return None
-
-
 def _hooked_call(exc, index: ModuleIndex, failed: int):
     """(module index, args, kwargs) of a submodule of `failed` whose call raised outside its
     forward (a forward pre-hook or forward hook: its marker wraps forward only), else None.
@@ -155,8 +144,10 @@ def _failure_message(exc, failures, index: ModuleIndex) -> str:
     what = "forward"
     hooked = _hooked_call(exc, index, mod)
     if hooked is not None:
+        from ._pyrecorder import _summarize  # the shape summary the Python marker logs
+
         mod, args, kwargs = hooked
-        pos, kw = _shapes_of(tuple(args)), _shapes_of(kwargs) if kwargs else None
+        pos, kw = _summarize(tuple(args), 1), _summarize(kwargs, 1) if kwargs else None
         what = "a forward pre-hook or forward hook"
     inputs = _describe(pos) + (" " + _describe(kw) if kw else "")
     path = names[mod] or "(root)"
