@@ -20,12 +20,17 @@ def _time(fn) -> int:
     return time.perf_counter_ns() - t0
 
 
-def measure(tools: dict, rounds: int, warmup_rounds: int = 2, seed: int = 0) -> dict:
+def measure(tools: dict, rounds: int, warmup_rounds: int = 2, seed: int = 0, steady: bool = False) -> dict:
     """Paired rounds: for each tool, `rounds` pairs of (bare, tool) in random order within the pair.
 
     Every tool is compared with bare forwards run right beside it, in the same machine state, and
     neither side always runs first (a bare forward right after a heavy tool runs cache-cold).
     `tools` must contain "bare".
+
+    Default (one-shot): after the collection, one untimed bare forward warms the model for both
+    sides, so the tool runs with its own code and data cold, as a user's single call does.
+    steady=True: each side is timed right after an untimed call of itself (the per-call cost
+    when the tool runs in a loop, as the bare forward does).
     """
     rng = random.Random(seed)
     bare_fn = tools["bare"]
@@ -42,12 +47,13 @@ def measure(tools: dict, rounds: int, warmup_rounds: int = 2, seed: int = 0) -> 
                 gc.collect()
                 bare_fn()  # untimed: the first call after gc.collect() runs cache-cold (~25% slower here),
                 #            which would penalise whichever side of the pair runs first
-                if rng.random() < 0.5:
-                    bare_t.append(_time(bare_fn))
-                    tool_t.append(_time(fn))
-                else:
-                    tool_t.append(_time(fn))
-                    bare_t.append(_time(bare_fn))
+                sides = [(bare_fn, bare_t), (fn, tool_t)]
+                if rng.random() >= 0.5:
+                    sides.reverse()
+                for side, times in sides:
+                    if steady:
+                        side()  # untimed: this side's own code and data in cache
+                    times.append(_time(side))
             ratios = [t / b for t, b in zip(tool_t, bare_t)]
             q = statistics.quantiles(ratios, n=4) if len(ratios) >= 4 else (min(ratios), 0, max(ratios))
             out[name] = {

@@ -45,6 +45,16 @@ def test_side_by_side(benchmark, case):
     benchmark.extra_info.update({k: round(v["ratio"], 3) for k, v in res.items()})
 
 
+def test_steady_state(benchmark):
+    """The tiny MLP side by side again, each side timed right after an untimed call of itself:
+    the per-call cost in a loop, beside the one-shot figures of test_side_by_side."""
+    name, model, x, rounds = CASES[0]
+    tools = {k: f(model, x) for k, f in TOOLS.items()}
+    tools = {k: v for k, v in tools.items() if v is not None}
+    res = benchmark.pedantic(lambda: measure(tools, rounds, steady=True), rounds=1, iterations=1)
+    RESULTS["steady"] = (name, res)
+
+
 class AddLoop(nn.Module):
     """One module issuing n cheap allocation-free ops (in-place add of a tensor): the per-op cost."""
 

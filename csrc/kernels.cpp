@@ -123,9 +123,22 @@ void memory(const ForwardTables& t, const std::vector<int64_t>& id_to_row, Forwa
   if (m == 0 || n == 0) return;
   RangeMax rmax(level);
   int64_t w_lo = std::numeric_limits<int64_t>::max(), w_hi = std::numeric_limits<int64_t>::min();
+  int64_t lo = 0;
   for (int64_t r = 0; r < n; ++r) {
-    int64_t lo = std::lower_bound(times.begin(), times.end(), enter[r]) - times.begin();
-    int64_t hi = std::upper_bound(times.begin(), times.end(), exit[r]) - times.begin();
+    // The call's events are times[lo:hi]. Rows enter in time order, so lo only moves forward
+    // (a binary search where it would not); hi is found by galloping from lo: most windows
+    // hold a few events, and a search over all of them per row was most of this function.
+    if (r == 0 || enter[r] < enter[r - 1])
+      lo = std::lower_bound(times.begin(), times.end(), enter[r]) - times.begin();
+    else
+      while (lo < m && times[lo] < enter[r]) ++lo;
+    int64_t step = 1, below = lo;  // times[below] <= exit[r] or below == lo
+    while (below + step < m && times[below + step] <= exit[r]) {
+      below += step;
+      step *= 2;
+    }
+    int64_t hi = std::upper_bound(times.begin() + below, times.begin() + std::min(below + step, m), exit[r]) -
+                 times.begin();
     if (hi > lo) out->mem_peak[r] = std::max<int64_t>(rmax.max(lo, hi) - (lo > 0 ? level[lo - 1] : 0), 0);
     if (parent[r] < 0) {
       w_lo = std::min(w_lo, lo);
