@@ -73,9 +73,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     if (!log.is_none() && !PyList_Check(log.ptr())) throw py::type_error("failure log must be a list or None");
     set_failure_log(log.is_none() ? nullptr : log.ptr());
   });
-  m.def("walk_modules", [](py::object root, py::object script_module_type) {
+  m.def("walk_modules", [](py::object root, py::object script_module_type, py::object generator_type) {
     ModuleTree t;
-    if (!walk_modules(root.ptr(), script_module_type.is_none() ? nullptr : script_module_type.ptr(), &t))
+    if (!generator_type.is_none() && !PyType_Check(generator_type.ptr()))
+      throw py::type_error("walk_modules: generator_type must be a type or None");
+    if (!walk_modules(root.ptr(), script_module_type.is_none() ? nullptr : script_module_type.ptr(),
+                      generator_type.is_none() ? nullptr : generator_type.ptr(), &t))
       throw py::error_already_set();
     py::dict d;
     d["modules"] = py::reinterpret_steal<py::list>(t.modules);
@@ -84,6 +87,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     d["kernel_size"] = py::reinterpret_steal<py::list>(t.kernel_size);
     d["buffers"] = py::reinterpret_steal<py::list>(t.buffers);
     d["buffer_slots"] = py::reinterpret_steal<py::list>(t.buffer_slots);
+    d["generators"] = py::reinterpret_steal<py::list>(t.generators);
     d["parent"] = to_array(std::move(t.parent), 0);
     d["depth"] = to_array(std::move(t.depth), 0);
     d["region"] = to_array(std::move(t.region), 0);

@@ -563,7 +563,7 @@ void set_failure_log(PyObject* list) {
   Py_XSETREF(g_failure_log, list);
 }
 
-bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out) {
+bool walk_modules(PyObject* root, PyObject* script_module_type, PyObject* generator_type, ModuleTree* out) {
   static PyObject* s_modules = interned("_modules");
   static PyObject* s_buffers = interned("_buffers");
   static PyObject* s_kernel = interned("kernel_size");
@@ -575,14 +575,21 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
   out->kernel_size = PyList_New(0);
   out->buffers = PyList_New(0);
   out->buffer_slots = PyList_New(0);
-  PtrSet seen, seen_buffers;
+  out->generators = PyList_New(0);
+  PtrSet seen, seen_buffers, seen_generators;
+  auto* gen_type = reinterpret_cast<PyTypeObject*>(generator_type);
   seen.insert(root);
-  std::unordered_map<PyTypeObject*, std::pair<PyObject*, int64_t>> types;  // name (owned), is scripted
+  struct TypeInfo {
+    PyObject* name;  // owned until the walk ends
+    bool scripted;
+    bool own_attrs;  // a class defined outside torch: its instances' attributes are read for generators
+  };
+  std::unordered_map<PyTypeObject*, TypeInfo> types;
   struct Frame { PyObject* children; Py_ssize_t pos; PyObject* prefix; int64_t parent, depth; };
   std::vector<Frame> stack;
   PyObject* empty = PyUnicode_FromString("");
   bool ok = out->modules && out->names && out->types && out->kernel_size && out->buffers && out->buffer_slots &&
-            empty;
+            out->generators && empty;
 
   // Appends one module; its children (if any) become the next frame (pre-order).
   auto visit = [&](PyObject* mod, PyObject* name, int64_t parent, int64_t depth) -> bool {
@@ -596,7 +603,13 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
         Py_DECREF(tn);
         return false;
       }
-      t = types.emplace(tp, std::make_pair(tn, int64_t(sub))).first;  // owns tn until the walk ends
+      // torch's own module classes hold no generator: their instances' ~20 attributes are not
+      // read (on a 600-module model, reading them all cost more than the rest of the walk).
+      PyObject* where = tp->tp_dict ? PyDict_GetItemString(tp->tp_dict, "__module__") : nullptr;  // borrowed
+      const char* mod_name = where && PyUnicode_Check(where) ? PyUnicode_AsUTF8(where) : nullptr;
+      if (!mod_name) PyErr_Clear();
+      bool torch_class = mod_name && (std::strncmp(mod_name, "torch.", 6) == 0 || std::strcmp(mod_name, "torch") == 0);
+      t = types.emplace(tp, TypeInfo{tn, sub != 0, !torch_class}).first;
     }
     PyObject* d = instance_dict(mod);
     PyObject* kernel = d ? PyDict_GetItemWithError(d, s_kernel) : nullptr;
@@ -612,13 +625,13 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
     if (compiled && compiled != Py_None) {
       region = kRegionCompiledInPlace;  // nn.Module.compile() in place
     } else if (children && PyDict_GetItemWithError(children, s_orig) &&
-               PyUnicode_CompareWithASCIIString(t->second.first, "OptimizedModule") == 0) {
+               PyUnicode_CompareWithASCIIString(t->second.name, "OptimizedModule") == 0) {
       region = kRegionCompiled;  // torch.compile(module)
-    } else if (t->second.second) {
+    } else if (t->second.scripted) {
       region = kRegionScripted;
     }
     bool appended = !PyErr_Occurred() && PyList_Append(out->modules, mod) == 0 &&
-                    PyList_Append(out->names, name) == 0 && PyList_Append(out->types, t->second.first) == 0 &&
+                    PyList_Append(out->names, name) == 0 && PyList_Append(out->types, t->second.name) == 0 &&
                     PyList_Append(out->kernel_size, kernel ? kernel : Py_None) == 0;
     if (appended) {
       out->parent.push_back(parent);
@@ -636,6 +649,14 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
       Py_XDECREF(slot);
     }
     Py_XDECREF(bufs);
+    // Generators the module holds as attributes (its own random stream, used in forward):
+    // profiling puts their states back as it does torch's global one.
+    PyObject *attr, *value;
+    pos = 0;
+    while (appended && gen_type && d && t->second.own_attrs && PyDict_Next(d, &pos, &attr, &value))
+      if (PyObject_TypeCheck(value, gen_type) && seen_generators.insert(value) &&
+          PyList_Append(out->generators, value) < 0)
+        appended = false;
     if (!appended) {
       Py_XDECREF(children);
       return false;
@@ -680,7 +701,7 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
     Py_DECREF(f.children);
     Py_DECREF(f.prefix);
   }
-  for (auto& t : types) Py_DECREF(t.second.first);
+  for (auto& t : types) Py_DECREF(t.second.name);
   Py_XDECREF(empty);
   if (!ok) {
     Py_CLEAR(out->modules);
@@ -689,6 +710,7 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out)
     Py_CLEAR(out->kernel_size);
     Py_CLEAR(out->buffers);
     Py_CLEAR(out->buffer_slots);
+    Py_CLEAR(out->generators);
   }
   return ok;
 }

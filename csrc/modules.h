@@ -44,13 +44,14 @@ struct ModuleTree {  // pre-order, each module once (named_modules() semantics)
   PyObject* kernel_size = nullptr;  // list: instance attribute `kernel_size` or None
   PyObject* buffers = nullptr;      // list of distinct buffer tensors
   PyObject* buffer_slots = nullptr; // list of (module, name, tensor): every registered buffer
+  PyObject* generators = nullptr;   // list of distinct generator_type instances held as module attributes
   std::vector<int64_t> parent, depth;
   std::vector<int64_t> region;      // RegionKind per module
   bool shared_modules = false;      // a module is the child of more than one parent
 };
 enum RegionKind : int64_t { kRegionNone = 0, kRegionCompiledInPlace = 1, kRegionCompiled = 2,
                             kRegionScripted = 3 };
-bool walk_modules(PyObject* root, PyObject* script_module_type, ModuleTree* out);
+bool walk_modules(PyObject* root, PyObject* script_module_type, PyObject* generator_type, ModuleTree* out);
 
 struct TensorStats {
   std::vector<int64_t> own_params, own_trainable;  // each Parameter counted at its first module

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from conftest import model_state, profiler_top_level_ops
-from torchscope import ProfileError, profile_summary
+from torchscope import ProfileError, capture, profile_summary
 from torchscope._ext import C
 from torchscope.models import SmallResNet, TransformerBlock
 
@@ -226,6 +226,38 @@ def test_weights_written_by_forward_and_other_rngs_end_as_after_one_call(seed):
     m2 = Writes()
     random.seed(0), np.random.seed(0)
     assert torch.allclose(s.output, m2(torch.zeros(2)))  # same draws as one unprofiled call
+
+
+def test_generators_the_model_holds_are_put_back():
+    class Holder(nn.Module):  # draws from its own generator and from one it shares with the model
+        def __init__(self, shared):
+            super().__init__()
+            self.shared, self.own = shared, torch.Generator().manual_seed(7)
+
+        def forward(self, x):
+            return x + torch.rand(x.shape, generator=self.shared) + torch.rand(x.shape, generator=self.own)
+
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gen = torch.Generator().manual_seed(123)
+            self.lin = nn.Linear(4, 4)
+            self.holder = Holder(self.gen)
+
+        def forward(self, x):
+            return self.holder(self.lin(x)) * torch.rand(x.shape, generator=self.gen)
+
+    x = torch.randn(2, 4)
+    m, twin = Noisy(), Noisy()
+    twin.load_state_dict(m.state_dict())
+    assert [id(g) for g in capture.module_index(m).generators] == [id(m.gen), id(m.holder.own)]
+    before = [m.gen.get_state(), m.holder.own.get_state()]
+    s = profile_summary(m, x, warmup=1, iters=3, keep_output=True, verbose=0)
+    # four passes drew from them; they read as before the profile
+    assert torch.equal(m.gen.get_state(), before[0]) and torch.equal(m.holder.own.get_state(), before[1])
+    first = twin(x)
+    assert torch.equal(s.output, first)  # the last recorded pass drew what one call draws
+    assert torch.equal(m(x), first)      # and the user's next call too
 
 
 class TryBoth(nn.Module):

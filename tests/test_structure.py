@@ -11,7 +11,7 @@ from torchscope._ext import C
 
 
 class Tricky(nn.Module):
-    """Shared child, a None child, nested containers, a tied weight, buffers, mixed dtypes, frozen params."""
+    """Shared child, a None child, nested containers, a tied weight, buffers, mixed dtypes, frozen params, a generator held twice."""
 
     def __init__(self):
         super().__init__()
@@ -27,6 +27,8 @@ class Tricky(nn.Module):
         self.frozen.weight.requires_grad_(False)
         self.register_buffer("scale", torch.ones(5))
         self.register_buffer("nothing", None)
+        self.gen = torch.Generator()  # held by two modules: one generator
+        self.head.gen = self.gen
 
 
 def _both(fn_name, *args):
@@ -35,7 +37,7 @@ def _both(fn_name, *args):
 
 def test_walk_matches_named_modules_and_the_python_twin():
     m = Tricky()
-    native, twin = _both("walk_modules", m, torch.jit.ScriptModule)
+    native, twin = _both("walk_modules", m, torch.jit.ScriptModule, torch.Generator)
     expected = list(m.named_modules())
     assert native["names"] == [n for n, _ in expected] == twin["names"]
     assert all(a is b for a, (_, b) in zip(native["modules"], expected))
@@ -50,11 +52,12 @@ def test_walk_matches_named_modules_and_the_python_twin():
     assert native["kernel_size"][names.index("blocks.conv")] == (3, 1)
     assert [id(b) for b in native["buffers"]] == [id(b) for b in twin["buffers"]]
     assert len(native["buffers"]) == 4  # scale + BatchNorm's three (None skipped)
+    assert [id(g) for g in native["generators"]] == [id(g) for g in twin["generators"]] == [id(m.gen)]
 
 
 def test_walk_marks_scripted_modules():
     m = nn.Sequential(nn.Linear(2, 2), torch.jit.script(nn.Sequential(nn.Linear(2, 2), nn.ReLU())))
-    native, twin = _both("walk_modules", m, torch.jit.ScriptModule)
+    native, twin = _both("walk_modules", m, torch.jit.ScriptModule, torch.Generator)
     np.testing.assert_array_equal(native["region"], twin["region"])
     assert native["region"].tolist()[:3] == [0, 0, 3]
     index = capture.module_index(m)
@@ -70,7 +73,7 @@ def test_scripted_modules_parameters_and_buffers_are_counted():
         np.testing.assert_array_equal(native[key], twin[key])
     assert native["own_params"].sum() == sum(p.numel() for p in m.parameters()) == 4 * 8 + 8 + 2 * 8 + 8 * 2 + 2
     assert native["buffer_bytes"] == sum(b.numel() * b.element_size() for b in m.buffers())
-    walk = C.walk_modules(m, torch.jit.ScriptModule)
+    walk = C.walk_modules(m, torch.jit.ScriptModule, torch.Generator)
     assert [id(b) for b in walk["buffers"]] == [id(b) for b in m.buffers()]
     s = torchscope.profile_summary(m, torch.randn(3, 4), verbose=0)
     assert s.total_params == 74 and s.rows[1].params == 56 and s.rows[1].buffers == 8 + 8 + 1

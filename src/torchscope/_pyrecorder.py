@@ -382,9 +382,10 @@ def collect():
 _REGION = {"compiled in place": 1, "compiled": 2, "scripted": 3}
 
 
-def walk_modules(root, script_module_type):
+def walk_modules(root, script_module_type, generator_type):
     """Python twin of modules.cpp walk_modules (named_modules() order, first occurrence wins)."""
     names, types, mods, parent, depth, region, kernel, buffers, slots = [], [], [], [], [], [], [], [], []
+    generators, seen_generators = [], set()
     seen, seen_buffers = {id(root)}, set()
 
     def visit(mod, name, par, d):
@@ -408,6 +409,12 @@ def walk_modules(root, script_module_type):
             if id(b) not in seen_buffers:
                 seen_buffers.add(id(b))
                 buffers.append(b)
+        where = getattr(type(mod), "__module__", None) or ""
+        own_attrs = not (where == "torch" or where.startswith("torch."))  # torch's classes hold none
+        for v in md.values() if generator_type is not None and own_attrs else ():
+            if isinstance(v, generator_type) and id(v) not in seen_generators:
+                seen_generators.add(id(v))
+                generators.append(v)
         me = len(mods) - 1
         for key, child in md.get("_modules", {}).items():
             if child is None:
@@ -421,7 +428,7 @@ def walk_modules(root, script_module_type):
     shared = [False]
     visit(root, "", -1, 0)
     return {"modules": mods, "names": names, "types": types, "kernel_size": kernel, "buffers": buffers,
-            "buffer_slots": slots, "shared_modules": shared[0],
+            "buffer_slots": slots, "generators": generators, "shared_modules": shared[0],
             "parent": np.array(parent, dtype=np.int64), "depth": np.array(depth, dtype=np.int64),
             "region": np.array(region, dtype=np.int64)}
 

@@ -60,6 +60,7 @@ class ModuleIndex:
     buffers: list = dataclasses.field(default_factory=list)  # distinct buffer tensors of the model
     buffer_slots: list = dataclasses.field(default_factory=list)  # (module, name, tensor) per registered buffer
     shared_modules: bool = False  # a module is the child of two parents (the tree keeps its first)
+    generators: list = dataclasses.field(default_factory=list)  # torch.Generators held by the model's own classes
 
 
 # Modules whose forward runs compiled code that must not call Python markers
@@ -70,7 +71,7 @@ _REGION_KINDS = (None, "compiled in place", "compiled", "scripted")
 def module_index(model: torch.nn.Module) -> ModuleIndex:
     """Pre-order walk with named_modules() semantics (first occurrence wins), plus the tree.
     The walk runs in C (one pass over the instance dicts; ~0.1 us per module)."""
-    w = C.walk_modules(model, torch.jit.ScriptModule)
+    w = C.walk_modules(model, torch.jit.ScriptModule, torch.Generator)
     n = len(w["modules"])
     parent = w["parent"]
     # Inside a compiled or scripted region, submodules are called by compiled code (a
@@ -86,7 +87,7 @@ def module_index(model: torch.nn.Module) -> ModuleIndex:
             if p >= 0 and (opaque[p] or regions[p] is not None):
                 opaque[i] = True
     return ModuleIndex(w["names"], w["types"], w["modules"], parent, w["depth"], opaque, regions,
-                       w["kernel_size"], w["buffers"], w["buffer_slots"], w["shared_modules"])
+                       w["kernel_size"], w["buffers"], w["buffer_slots"], w["shared_modules"], w["generators"])
 
 
 def _install_markers(mods, how=None):
@@ -204,14 +205,14 @@ def _put_back(entry, check_values: bool = False):
 class _ModelState:
     """What a forward pass may change that profiling must give back: buffers updated in
     forward (BatchNorm running stats in train mode), inputs changed in place, and the RNG
-    states (torch's and Python's random; numpy's when several passes run). Restoring the RNGs
-    before each pass also makes every pass compute what the user's next call would (dropout
-    included). Parameters are not copied up front (memory): one that the first pass updated in
+    states (torch's, the generators the model holds, Python's random; numpy's when several
+    passes run). Restoring the RNGs before each pass also makes every pass compute what the
+    user's next call would (dropout included). Parameters are not copied up front (memory): one that the first pass updated in
     place (a forward that writes weights, an optimizer step in a backward hook) is copied then
     and put back before each later pass and at the end, so the model is left as after one call.
     Inputs and parameters matter only when several passes run (the caller passes them then)."""
 
-    def __init__(self, buffers, slots, several: bool, inputs=(), params=()):
+    def __init__(self, buffers, slots, several: bool, inputs=(), params=(), generators=()):
         # from the module index: no second walk over the model
         self.buffers = [e for e in map(_snapshot, buffers) if e is not None]
         self.lazy = [b for b in buffers if isinstance(b, torch.nn.parameter.UninitializedTensorMixin)]
@@ -223,6 +224,8 @@ class _ModelState:
         self.cpu_rng = torch.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         self.py_rng = random.getstate()
+        # the model's own generators (self.gen = torch.Generator(), drawn from in forward)
+        self.model_rng = [(g, g.get_state()) for g in generators]
         # numpy's state costs ~65 us to save and set: only when passes must repeat its draws
         # (with one pass it advances as one call of the model would)
         self.np_rng = np.random.get_state() if several else None
@@ -235,6 +238,8 @@ class _ModelState:
         if self.cuda_rng is not None:
             torch.cuda.set_rng_state_all(self.cuda_rng)
         random.setstate(self.py_rng)
+        for g, st in self.model_rng:
+            g.set_state(st)
         if self.np_rng is not None:
             np.random.set_state(self.np_rng)
 
@@ -395,7 +400,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         notes.append("profiled as opaque regions (compiled or scripted code inside): " + ", ".join(regions))
     several = warmup + iters > 1
     state = _ModelState(index.buffers, index.buffer_slots, several, list(inputs) if several else (),
-                        list(model.parameters()) if several else ())
+                        list(model.parameters()) if several else (), index.generators)
     # A module compiled in place runs its forward inside the compiled call: its marker wraps
     # that call instead (_compiled_call_impl), outside the compiled code.
     how = index.opaque
