@@ -351,6 +351,20 @@ def test_a_hook_that_raises_is_reported_on_its_own_module():
     with pytest.raises(ProfileError, match=r"forward of module '1' \(Checks\) failed with input shapes \(\[2, 4\]\)"):
         profile_summary(nn.Sequential(nn.Identity(), Checks()), x, verbose=0)
 
+    # the root's own hooks too (no forward of any module raised), before and after its forward
+    h = m.register_forward_pre_hook(reject)
+    with pytest.raises(ProfileError, match=r"hook of module '\(root\)' \(Sequential\) failed with input shapes "
+                                           r"\(\[2, 4\]\): ValueError: rejected by a pre-hook"):
+        profile_summary(m, x, verbose=0)
+    h.remove()
+    h = m.register_forward_hook(lambda mod, args, out: out.sum(5))
+    with pytest.raises(ProfileError, match=r"hook of module '\(root\)' \(Sequential\) failed with input shapes"):
+        profile_summary(m, x, verbose=0)
+    h.remove()
+    with pytest.raises(ZeroDivisionError):  # raised outside the model (the loss): unchanged
+        profile_summary(m, x, loss_fn=lambda out: 1 / 0, verbose=0)
+    assert profile_summary(m, x, verbose=0).rows[0].output_shapes == torch.Size([2, 2])
+
 
 def test_a_size_passed_as_inputs_gets_a_hint():
     with pytest.raises(ProfileError, match=r"look like a size: pass a tensor such as torch.randn\(1, 4\)"):

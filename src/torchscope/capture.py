@@ -114,6 +114,8 @@ def _describe(summary) -> str:
 def _hooked_call(exc, index: ModuleIndex, failed: int):
     """(module index, args, kwargs) of a submodule of `failed` whose call raised outside its
     forward (a forward pre-hook or forward hook: its marker wraps forward only), else None.
+    failed=-1: no forward raised; then the root's own hooks are the only module code that can
+    have (a submodule's hook raises inside its parent's forward).
     Read from the traceback: the innermost nn.Module._call_impl frame is that module's call."""
     call_impl = torch.nn.Module._call_impl.__code__
     frame = None
@@ -126,6 +128,8 @@ def _hooked_call(exc, index: ModuleIndex, failed: int):
         return None
     where = {id(m): i for i, m in enumerate(index.modules)}
     i = where.get(id(frame.f_locals.get("self")), -1)
+    if failed < 0:
+        return (0, frame.f_locals.get("args", ()), frame.f_locals.get("kwargs")) if i == 0 else None
     if i < 0 or i == failed or index.opaque[i]:
         return None
     p = int(index.parent[i])
@@ -138,12 +142,12 @@ def _hooked_call(exc, index: ModuleIndex, failed: int):
 
 def _failure_message(exc, failures, index: ModuleIndex) -> str:
     """Name the innermost module whose forward (or hook) raised, with the shapes that reached it."""
-    if not failures:
-        return f"forward failed outside any module: {type(exc).__name__}: {exc}"
     names, types = index.names, index.types
-    mod, pos, kw, _ = failures[0]  # the innermost call sees the exception first
+    mod, pos, kw, _ = failures[0] if failures else (-1, None, None, None)  # the innermost call sees it first
     what = "forward"
     hooked = _hooked_call(exc, index, mod)
+    if hooked is None and mod < 0:
+        return f"forward failed outside any module: {type(exc).__name__}: {exc}"
     if hooked is not None:
         from ._pyrecorder import _summarize  # the shape summary the Python marker logs
 
@@ -450,8 +454,8 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
                 #             tensors with grad on) are past every recorded call
             del out
     except Exception as exc:
-        if not failures:  # raised outside any module (C.start, a loss function): unchanged
-            raise
+        if not failures and _hooked_call(exc, index, -1) is None:
+            raise  # raised outside any module (C.start, a loss function): unchanged
         raise ProfileError(_failure_message(exc, failures, index)) from exc
     finally:
         bar.close()
