@@ -605,10 +605,11 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, PyObject* genera
       }
       // torch's own module classes hold no generator: their instances' ~20 attributes are not
       // read (on a 600-module model, reading them all cost more than the rest of the walk).
-      PyObject* where = tp->tp_dict ? PyDict_GetItemString(tp->tp_dict, "__module__") : nullptr;  // borrowed
+      PyObject* where = PyObject_GetAttrString(reinterpret_cast<PyObject*>(tp), "__module__");  // once per class
       const char* mod_name = where && PyUnicode_Check(where) ? PyUnicode_AsUTF8(where) : nullptr;
       if (!mod_name) PyErr_Clear();
       bool torch_class = mod_name && (std::strncmp(mod_name, "torch.", 6) == 0 || std::strcmp(mod_name, "torch") == 0);
+      Py_XDECREF(where);
       t = types.emplace(tp, TypeInfo{tn, sub != 0, !torch_class}).first;
     }
     PyObject* d = instance_dict(mod);
