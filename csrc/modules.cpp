@@ -563,6 +563,14 @@ void set_failure_log(PyObject* list) {
   Py_XSETREF(g_failure_log, list);
 }
 
+namespace {
+bool listed(PyObject* list, PyObject* obj) {  // by identity (a few generators at most: no set)
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i)
+    if (PyList_GET_ITEM(list, i) == obj) return true;
+  return false;
+}
+}  // namespace
+
 bool walk_modules(PyObject* root, PyObject* script_module_type, PyObject* generator_type, ModuleTree* out) {
   static PyObject* s_modules = interned("_modules");
   static PyObject* s_buffers = interned("_buffers");
@@ -576,7 +584,7 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, PyObject* genera
   out->buffers = PyList_New(0);
   out->buffer_slots = PyList_New(0);
   out->generators = PyList_New(0);
-  PtrSet seen, seen_buffers, seen_generators;
+  PtrSet seen, seen_buffers;
   auto* gen_type = reinterpret_cast<PyTypeObject*>(generator_type);
   seen.insert(root);
   struct TypeInfo {
@@ -655,7 +663,7 @@ bool walk_modules(PyObject* root, PyObject* script_module_type, PyObject* genera
     PyObject *attr, *value;
     pos = 0;
     while (appended && gen_type && d && t->second.own_attrs && PyDict_Next(d, &pos, &attr, &value))
-      if (PyObject_TypeCheck(value, gen_type) && seen_generators.insert(value) &&
+      if (PyObject_TypeCheck(value, gen_type) && !listed(out->generators, value) &&
           PyList_Append(out->generators, value) < 0)
         appended = false;
     if (!appended) {
