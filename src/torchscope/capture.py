@@ -140,14 +140,15 @@ def _hooked_call(exc, index: ModuleIndex, failed: int):
     return i, frame.f_locals.get("args", ()), frame.f_locals.get("kwargs")
 
 
-def _failure_message(exc, failures, index: ModuleIndex) -> str:
-    """Name the innermost module whose forward (or hook) raised, with the shapes that reached it."""
+def _failure_message(exc, failures, index: ModuleIndex) -> str | None:
+    """Name the innermost module whose forward (or hook) raised, with the shapes that reached it;
+    None when no module's code raised (C.start, a loss function)."""
     names, types = index.names, index.types
     mod, pos, kw, _ = failures[0] if failures else (-1, None, None, None)  # the innermost call sees it first
     what = "forward"
     hooked = _hooked_call(exc, index, mod)
     if hooked is None and mod < 0:
-        return f"forward failed outside any module: {type(exc).__name__}: {exc}"
+        return None
     if hooked is not None:
         from ._pyrecorder import _summarize  # the shape summary the Python marker logs
 
@@ -211,9 +212,10 @@ class _ModelState:
     forward (BatchNorm running stats in train mode), inputs changed in place, and the RNG
     states (torch's, the generators the model holds, Python's random; numpy's when several
     passes run). Restoring the RNGs before each pass also makes every pass compute what the
-    user's next call would (dropout included). Parameters are not copied up front (memory): one that the first pass updated in
-    place (a forward that writes weights, an optimizer step in a backward hook) is copied then
-    and put back before each later pass and at the end, so the model is left as after one call.
+    user's next call would (dropout included). Parameters are not copied up front (memory): one
+    that the first pass updated in place (a forward that writes weights, an optimizer step in a
+    backward hook) is copied then and put back before each later pass and at the end, so the
+    model is left as after one call.
     Inputs and parameters matter only when several passes run (the caller passes them then)."""
 
     def __init__(self, buffers, slots, several: bool, inputs=(), params=(), generators=()):
@@ -454,9 +456,10 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
                 #             tensors with grad on) are past every recorded call
             del out
     except Exception as exc:
-        if not failures and _hooked_call(exc, index, -1) is None:
+        message = _failure_message(exc, failures, index)
+        if message is None:
             raise  # raised outside any module (C.start, a loss function): unchanged
-        raise ProfileError(_failure_message(exc, failures, index)) from exc
+        raise ProfileError(message) from exc
     finally:
         bar.close()
         C.set_shape_log(False)
