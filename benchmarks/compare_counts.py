@@ -4,7 +4,7 @@
 
 Models (batch 1, eval mode, torch.no_grad, random weights): torchvision resnet50 and vit_b_16 at
 224x224, transformers BertModel(BertConfig()) and GPT2LMHeadModel(GPT2Config()) on 128 tokens,
-and a 2-layer nn.LSTM on 128 steps; a hand count (formula in _models) where one is short to write.
+a small Mixtral-style mixture of experts and a 2-layer nn.LSTM on 128 steps; a hand count (formula in _models) where one is short to write.
 Tools: torchscope (params: each Parameter once; MACs: per-op formulas, see DESIGN.md),
 torchinfo (summary(...).total_params / total_mult_adds), torch.utils.flop_counter.FlopCounterMode
 (total FLOPs / 2) and fvcore (FlopCountAnalysis.total(), which counts one fused multiply-add as
@@ -48,11 +48,26 @@ def _models():
     gpt2 = _transformer_macs(12, 128, 768, 3072, 12) + 128 * 768 * 50257  # + tied LM head
     yield ("GPT-2 (GPT2LMHeadModel(GPT2Config())), 1x128 tokens", lambda: GPT2LMHeadModel(GPT2Config()),
            ids, gpt2)
+    # a mixture of experts (random router; each token reaches top-2 of 8 experts, so the
+    # experts' count is fixed whatever the routing): q,o d x d and k,v d x kv_dim per token,
+    # scores and values, the router, and 2 experts x 3 matmuls (gate, up, down) per token
+    d, ffn, kv, experts, layers, tokens = 256, 512, 128, 8, 2, 128
+    moe = layers * (tokens * (2 * d * d + 2 * d * kv + d * experts + 2 * 3 * d * ffn) + 2 * tokens * tokens * d)
+    yield ("Mixtral-style MoE (MixtralModel, d=256, 2 layers, 8 experts, top-2), 1x128 tokens",
+           lambda: _mixtral(d, ffn, experts, layers), ids, moe)
     # not one of the four headline models: shows the recurrent-layer gap.
     # per step: 4 gates x hidden x (input + hidden) per layer
     lstm = 128 * (4 * 512 * (256 + 512) + 4 * 512 * (512 + 512))
     yield ("LSTM(256, 512, num_layers=2, batch_first=True), 1x128 steps",
            lambda: torch.nn.LSTM(256, 512, num_layers=2, batch_first=True), torch.randn(1, 128, 256), lstm)
+
+
+def _mixtral(d, ffn, experts, layers):
+    from transformers import MixtralConfig, MixtralModel
+
+    return MixtralModel(MixtralConfig(hidden_size=d, intermediate_size=ffn, num_hidden_layers=layers,
+                                      num_attention_heads=8, num_key_value_heads=4, num_local_experts=experts,
+                                      num_experts_per_tok=2, vocab_size=1000))
 
 
 def run_torchscope(model, x):

@@ -249,7 +249,8 @@ def test_masks_grids_and_losses_are_zero_mac_not_unknown():
         def forward(self, x):
             gx, _ = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")
             mask = (x > 0) & (x < 1)
-            return F.mse_loss(self.l(x).swapaxes(0, 1), x.T) + mask.sum() + gx.sum()
+            routing = torch.histc(x, bins=4) + torch.bincount(torch.arange(4) // 2, minlength=4)  # (MoE routers)
+            return F.mse_loss(self.l(x).swapaxes(0, 1), x.T) + mask.sum() + gx.sum() + routing.sum()
 
     s = profile_summary(M(), torch.randn(4, 8), verbose=0)
     assert s.total_macs == 4 * 8 * 8 and list(s.uncounted_ops) == [count.ZERO_MAC_KEY]
@@ -348,3 +349,41 @@ def test_name_flags_follow_a_growing_name_table_and_restart_on_another():
         got, want = count.op_formula_flags(names), direct(names)
         assert all(g.tolist() == w.tolist() for g, w in zip(got, want)), names
         assert _engine_names(names).tolist() == [int(n.startswith(ENGINE_PREFIX)) for n in names], names
+
+
+def test_mixture_of_experts_counts_the_tokens_each_expert_was_routed():
+    # Top-2 routing: an expert's MACs depend on how many tokens reached it (data-dependent).
+    # The expected counts are recomputed from the routing itself; an expert no token reached
+    # has no call, hence no row, and adds nothing.
+    d, h, n_exp, k, tokens = 16, 32, 4, 2, 10
+
+    class MoE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate = nn.Linear(d, n_exp, bias=False)
+            self.experts = nn.ModuleList(nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, d))
+                                         for _ in range(n_exp))
+
+        def forward(self, x):
+            w, idx = self.gate(x).topk(k, dim=-1)
+            w = w.softmax(-1)
+            out = torch.zeros_like(x)
+            for e, expert in enumerate(self.experts):
+                tok, slot = (idx == e).nonzero(as_tuple=True)
+                if len(tok):
+                    out.index_add_(0, tok, expert(x[tok]) * w[tok, slot, None])
+            return out
+
+    torch.manual_seed(0)
+    model, x = MoE(), torch.randn(tokens, d)
+    with torch.no_grad():
+        routed = torch.bincount(model.gate(x).topk(k, dim=-1).indices.flatten(), minlength=n_exp).tolist()
+    assert sum(routed) == k * tokens and routed.count(0) < n_exp - 1  # (the seed spreads the tokens)
+    s = profile_summary(model, x, verbose=0)
+    for e, n in enumerate(routed):
+        rows = [r for r in s.rows if r.name == f"experts.{e}"]
+        assert [r.macs for r in rows] == ([n * 2 * d * h] if n else []), (e, n, rows)
+        if n:
+            assert s.row(f"experts.{e}.0").input_shapes == (torch.Size([n, d]),)
+    assert s.row("gate").macs == tokens * d * n_exp
+    assert s.total_macs == tokens * d * n_exp + k * tokens * 2 * d * h
