@@ -65,11 +65,13 @@ def test_torchsummary_size_without_batch(capsys):
     s = summary(SimpleModel(), (3, 32, 32))
     out = capsys.readouterr().out
     assert out.strip() == str(s).strip() and isinstance(s, ProfileSummary)
-    # the tutorial's numbers, shown with -1 for the batch like torchsummary
-    for shape, params in (("[-1, 16, 32, 32]", "448"), ("[-1, 32, 16, 16]", "4,640"),
-                          ("[-1, 128]", "262,272"), ("[-1, 10]", "1,290")):
-        line = next(ln for ln in out.splitlines() if shape in ln and ln.startswith("├─"))
-        assert line.split()[-1] == params
+    # sizes read as torchsummary reads them: its layout, and the tutorial's rows with -1 for the batch
+    assert out.splitlines()[1].split() == ["Layer", "(type)", "Output", "Shape", "Param", "#"]
+    for i, (layer, shape, params) in enumerate((("Conv2d-1", "[-1, 16, 32, 32]", "448"),
+                                                ("Conv2d-2", "[-1, 32, 16, 16]", "4,640"),
+                                                ("Linear-3", "[-1, 128]", "262,272"),
+                                                ("Linear-4", "[-1, 10]", "1,290"))):
+        assert out.splitlines()[3 + i] == f"{layer:>20}  {shape:>25} {params:>15}"  # torchsummary's format
     assert s.total_params == 268650 and "Total params: 268,650" in out
     assert s.row("conv1").output_shapes == torch.Size([2, 16, 32, 32])   # really run with a batch of 2
     assert any("per-sample" in n for n in s.notes)
@@ -96,10 +98,11 @@ def test_torchsummary_layout_lists_rows_like_torchsummary(capsys):
     str(summary(model, (3, 8, 8), batch_size=-1))
     ours = capsys.readouterr().out
 
-    def rows(text):
-        return [ln.split() for ln in text.splitlines() if re.match(r"\s+\w+-\d+\s", ln)]
-    assert rows(ours) == rows(theirs)
-    assert [r[0] for r in rows(ours)][:4] == ["Conv2d-1", "Conv2d-2", "ReLU-3", "Block-4"]
+    def rows(text):  # the header, the rules and the rows (up to the second "=" rule), character for character
+        lines = text.splitlines()
+        return lines[:[i for i, ln in enumerate(lines) if ln and set(ln) == {"="}][1] + 1]
+    assert rows(ours) == rows(theirs) and len(rows(ours)) > 10
+    assert [r.split()[0] for r in rows(ours)[3:7]] == ["Conv2d-1", "Conv2d-2", "ReLU-3", "Block-4"]
 
 
 def test_torchsummary_input_size_keyword_on_an_mlp():
@@ -137,11 +140,13 @@ def test_torchsummary_several_inputs_as_a_list_of_sizes():
     calls = [r for r in s.rows if r.name == "features.0"]
     assert [r.output_shapes for r in calls] == [torch.Size([2, 1, 18, 18]), torch.Size([2, 1, 30, 30])]
     assert [r.repeat for r in calls] == [False, True]
-    text = str(s)
-    assert "([-1, 1, 18, 18], [-1, 1, 30, 30])" in text and "(recursive)" in text
+    assert str(s).count("Conv2d-") == 2 and "(shared)" in str(s)  # per-sample sizes: torchsummary's layout
+    ti = s.table(style="torchinfo", batch_as=-1)
+    assert "([-1, 1, 18, 18], [-1, 1, 30, 30])" in ti and "(recursive)" in ti
     assert s.total_params == 10  # the shared Sequential counted once (torchsummary would say 20)
     s2 = summary(MultiInput(), [(1, 18, 18), (1, 30, 30)], batch_size=-1, verbose=0)
-    assert str(s2).count("Conv2d-") == 2 and "(shared)" in str(s2)
+    table = _without_notes(s2)
+    assert _without_notes(s)[:len(table)] == table  # the same table; s notes how it read the sizes
 
 
 def test_device_cpu_and_cuda():
@@ -325,6 +330,9 @@ def test_verbose_and_returned_totals(capsys):
     assert set(lines) == {"Input size (MB)", "Forward/backward pass size (MB)", "Params size (MB)",
                           "Estimated Total Size (MB)"}
     assert all("measured" in ln for k, ln in lines.items() if k != "Input size (MB)")
+    unmeasured = str(summary(mlp(), input_size=(8, 4), record_memory=False, verbose=0))
+    assert "Forward/backward pass size (MB): not measured" in unmeasured
+    assert "(input + params only: a lower bound, the pass's memory was not measured)" in unmeasured
 
 
 @pytest.mark.native  # the allocator events come from the C++ recorder
@@ -343,6 +351,11 @@ def test_memory_lines_hold_measured_values():
 
 
 # ----------------------------------------------------------------------- pytorch-model-summary
+def _without_notes(summary_or_text) -> list:
+    """The lines of a table without its "Note:" lines (the Python fallback adds one to every summary)."""
+    return [ln for ln in str(summary_or_text).splitlines() if not ln.startswith("Note:")]
+
+
 def test_pytorch_model_summary_form(capsys):
     m = SimpleModel()
     x = torch.zeros(2, 3, 32, 32)
@@ -361,8 +374,36 @@ def test_pytorch_model_summary_form(capsys):
     assert "SimpleModel-1" in one and "Conv2d" not in one and "Linear-2" in one
     two = str(summary(nested, torch.zeros(2, 3, 32, 32), max_depth=2))
     assert "Conv2d-1" in two and "SimpleModel" not in two
-    minus = str(summary(m, x, batch_size=-1))
-    assert "[-1, 16, 32, 32]" in minus
+    # its batch_size: -1 (the default) changes nothing; another value is a line under the totals
+    assert str(summary(m, x, batch_size=-1)) == text
+    four = _without_notes(summary(m, x, batch_size=4))
+    assert four[:-2] == _without_notes(text)[:-1] and four[-2] == "Batch size: 4"
+
+
+def test_pytorch_model_summary_layout_character_for_character():
+    """pytorch-model-summary's format: name and shape columns 3 wider than their longest value (at least
+    15), two spaces before the shapes, counts 15 wide, rules 35 + those widths long."""
+    m = nn.Sequential(nn.Conv2d(1, 10, 5), nn.Flatten(), nn.Linear(10 * 24 * 24, 10))
+    x = torch.zeros(1, 1, 28, 28)
+    got = _without_notes(summary(m, x))
+    rows = [("Conv2d-1", "[1, 10, 24, 24]", "260"), ("Flatten-2", "[1, 5760]", "0"),
+            ("Linear-3", "[1, 10]", "57,610")]
+    layer_w, shape_w = max(15, *(len(r[0]) for r in rows)) + 3, max(15, *(len(r[1]) for r in rows)) + 3
+
+    def line(a, b, c, d):
+        return f"{a:>{layer_w}}  {b:>{shape_w}} {c:>15} {d:>15}"
+    width = 35 + layer_w + shape_w
+    assert got == (["-" * width, line("Layer (type)", "Output Shape", "Param #", "Tr. Param #"), "=" * width]
+                   + [line(a, b, c, c) for a, b, c in rows] + ["=" * width, "Total params: 57,870",
+                   "Trainable params: 57,870", "Non-trainable params: 0", "-" * width])
+    parent = str(summary(m, x, show_parent_layers=True, show_hierarchical=True)).splitlines()
+    assert parent[1] == f"{'Parent Layers':>16} " + line("Layer (type)", "Output Shape", "Param #", "Tr. Param #")
+    assert len(parent[0]) == len(parent[1]) == width + 16  # (with parent layers the rule meets the rows)
+    head = next(i for i, ln in enumerate(parent) if " Hierarchical Summary " in ln)
+    pad = (max(map(len, parent[head + 2:-3])) - 20) // 2  # its title is centred on the widest line
+    title = "=" * pad + " Hierarchical Summary " + "=" * pad
+    assert parent[head - 3:head + 2] == ["-" * (width + 16), "", "", title, ""]
+    assert parent[-3:] == ["", "", "=" * (2 * pad + 22)]  # blank lines as pytorch-model-summary's
 
 
 # ----------------------------------------------------------------------- other layouts
@@ -377,6 +418,7 @@ def test_lightning_layout_and_a_class_instead_of_an_instance():
     dec = next(ln for ln in text.splitlines() if ln.startswith("1 | decoder"))
     assert dec.rstrip().endswith("| ?") and "101 K" in dec     # never called: no sizes
     assert "202 K     Total params" in text and "Trainable params" in text
+    assert "0.810     Total estimated model params size (MB)" in text  # Lightning's line: 202,515 float32
     assert any("given the class AutoEncoder" in n for n in s.notes)
     with pytest.raises(TypeError, match="instance"):
         summary(nn.Linear, (4,))                            # a class that needs arguments
@@ -392,6 +434,13 @@ def test_keras_layout():
     assert lines[0] == 'Model: "Sequential"' and "Layer (type)" in lines[2] and "Param #" in lines[2]
     assert "0 (Linear)" in text and "(None, 10)" in text and "(None, 3)" in text
     assert "Total params: 83" in text and "Trainable params: 33" in text and "Non-trainable params: 50" in text
+    # a layer called on inputs of different shapes is "multiple", as Keras prints it; same shapes stay
+    rows = [ln.split() for ln in str(summary(MultiInput(), [(1, 18, 18), (1, 30, 30)], style="keras",
+                                              verbose=0)).splitlines() if "(Conv2d)" in ln]
+    assert rows == [["features.0", "(Conv2d)", "multiple", "10"]]
+    twice = nn.Sequential(nn.Linear(4, 4))
+    twice.forward = lambda x: twice[0](twice[0](x))
+    assert "(None, 4)" in str(summary(twice, (4,), style="keras", verbose=0))
 
 
 def test_tree_layout():
@@ -536,6 +585,7 @@ def test_lightning_mode_lines_count_submodules_and_structure_only_keeps_module_t
     text = str(summary(m, style="lightning", verbose=0))  # no input: nothing runs
     assert "2         Modules in train mode" in text and "1         Modules in eval mode" in text
     assert "| train" in text and "| eval" in text
+    assert "In sizes" not in text and "Out sizes" not in text  # nothing ran: Lightning shows no size columns
     tree = str(summary(m, style="tree", verbose=0))
     assert "(0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))" in tree
     ran = str(summary(m[:2], input_size=(1, 3, 8, 8), style="lightning", verbose=0))

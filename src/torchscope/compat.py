@@ -44,8 +44,9 @@ Semantics, where the three libraries (or the tutorials using them) disagree:
   A model whose float input fails in an embedding gets an error that suggests ``dtypes=[torch.long]``.
 - ``input_data``: a tensor is one input; a list/tuple holds positional inputs (wrap a single tuple or
   dict argument in a list); a dict holds keyword inputs. ``dtypes`` and ``batch_dim`` do not apply to it
-  (torchinfo ignores them too). With tensors (input_data or positional), ``batch_size=-1`` shows the
-  batch dimension as -1; another batch_size is only noted (pytorch-model-summary prints it as a line).
+  (torchinfo ignores them too). With input_data, ``batch_size=-1`` shows the batch dimension as -1;
+  another batch_size is only noted. In the pytorch-model-summary form ``batch_size`` is that tool's: -1
+  (its default) changes nothing, another value is printed as a "Batch size: N" line under the totals.
 - Extra keyword arguments go to the model's forward (torchinfo), except profile_summary's own options
   (warmup, iters, backward, loss_fn, record_shapes, record_memory, keep_output, progress, peak_flops,
   weight_stats), which configure the profile. Default: ``warmup=0`` (1 when a time column is shown),
@@ -60,7 +61,8 @@ Semantics, where the three libraries (or the tutorials using them) disagree:
   profiles ``MyNet()`` when it can be built without arguments, with a note; otherwise a TypeError.
 - Layout (``style=``): default "pms" for the pytorch-model-summary form (tensors after the model, or any of
   show_input/show_hierarchical/print_summary/max_depth/show_parent_layers), "torchsummary" when
-  ``batch_size=`` is given, else "torchinfo". ``depth`` (or pytorch-model-summary's ``max_depth``)
+  ``batch_size=`` is given or the sizes are read as per-sample (torchsummary's reading, hence its table),
+  else "torchinfo". ``depth`` (or pytorch-model-summary's ``max_depth``)
   defaults to the tool's: torchinfo 3, pms 1, lightning 1, the others every level. The torchsummary layout
   lists the rows as torchsummary does: in the order the calls return (a block after its children), each
   with its module's own parameters, so the rows add up to the total.
@@ -287,7 +289,8 @@ def _hierarchical(model) -> str:
 
     text, _n = rep(model)
     pad = max(max(len(line) for line in text.split("\n")) - 20, 0) // 2
-    return "\n".join(["", "=" * pad + " Hierarchical Summary " + "=" * pad, "", text, "", "=" * (2 * pad + 22)])
+    return "\n".join(["", "", "=" * pad + " Hierarchical Summary " + "=" * pad, "", text, "", "",
+                      "=" * (2 * pad + 22)])
 
 
 # ------------------------------------------------------------------ the function
@@ -335,6 +338,7 @@ def summary(model: nn.Module, *args: Any, input_size=None, input_data=None, batc
     if tensors and given:
         raise ValueError(f"model inputs given both positionally and as {given[0]}=; give one of them")
     structure_only = not tensors and not given  # torchinfo's summary(model): the tree and params, nothing runs
+    style_given, depth_given = style is not None, depth is not None
     if style is None:
         style = "pms" if pms else "torchsummary" if batch_size is not None else "torchinfo"
     if style not in STYLES:
@@ -351,6 +355,12 @@ def summary(model: nn.Module, *args: Any, input_size=None, input_data=None, batc
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or (batch_size <= 0 and batch_size != -1)):
         raise ValueError(f"batch_size={batch_size!r}: must be -1 (shown as -1, run with 2) or a positive integer")
+    if pms and batch_size is not None:
+        # pytorch-model-summary's batch_size: -1 (its default) is "not given"; another value is only
+        # printed as a line under the totals (its shapes are the real ones)
+        if batch_size != -1:
+            pms_kw["batch_size"] = batch_size
+        batch_size = None if tensors or batch_size == -1 else batch_size
     if batch_dim is not None:
         if isinstance(batch_dim, bool) or not isinstance(batch_dim, int):
             raise ValueError(f"batch_dim={batch_dim!r}: must be an integer")
@@ -467,6 +477,9 @@ def summary(model: nn.Module, *args: Any, input_size=None, input_data=None, batc
             if note:
                 notes.append(note)
             batch_as = shown_batch if shown_batch is not None else batch_as
+            if note and shown_batch == -1 and not style_given and not pms:
+                style = "torchsummary"  # sizes read as torchsummary reads them: its layout too
+                depth = depth if depth_given else _DEFAULT_DEPTH.get(style)
             break
         if s is None:
             raise _failure(failures, input_size, dtypes)
@@ -498,6 +511,8 @@ def _show(s, model, notes, style, columns, depth, rows, batch_as, col_width, pms
                "col_width": col_width}
     if style == "pms" and pms_kw.get("show_hierarchical"):
         display["extra"] = _hierarchical(model)
+    if style == "pms":
+        display["pms_batch_size"] = pms_kw.get("batch_size")
     s._display = {k: v for k, v in display.items() if v is not None}
     s._tables.clear()
     if verbose is None:

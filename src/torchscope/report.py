@@ -809,6 +809,8 @@ class ProfileSummary:
         if a.columns is not None:
             return list(a.columns)
         cols = list(default)
+        if a.style == "lightning" and self.total_time_ns is None:  # no pass: Lightning has no sizes to show
+            cols = [c for c in cols if c not in ("input_shape", "output_shape")]
         if a.style in ("torchscope", "tree") and self._cols.get("bwd_time_ns") is not None:
             cols[5:5] = ["bwd_self", "bwd_total"]  # backward ran: its times beside the forward's
         return cols
@@ -833,7 +835,8 @@ class ProfileSummary:
                                                       "the pass)" if peak is not None else "not measured"),
                 f"Params size (MB): {params / scale:0.2f}   (measured: {what})",
                 f"Estimated Total Size (MB): {(self.input_bytes + (peak or 0) + params) / scale:0.2f}   "
-                "(measured, not estimated: input + pass peak + params)"]
+                + ("(measured, not estimated: input + pass peak + params)" if peak is not None else
+                   "(input + params only: a lower bound, the pass's memory was not measured)")]
 
     def _macs_not_counted(self) -> str:
         """Why total_macs is None (kept in meta, so a summary loaded from JSON still says it)."""
@@ -1018,7 +1021,8 @@ class ProfileSummary:
 
     def _layout_torchsummary(self, g, a):
         columns = g["columns"]
-        widths = [_widest(u, 20 if j == 0 else 25 if j == 1 else 15, len(t))
+        # torchsummary's "{:>20}  {:>25} {:>15}": two spaces before the shapes (one wider column here)
+        widths = [_widest(u, 20 if j == 0 else 25 if j == 1 else 15, len(t)) + (j == 1)
                   for j, (t, (u, _i)) in enumerate(columns)]
         rows = self._padded_rows(columns, widths, [False] * len(columns), " ", trailing=False)
         width = max(64, max(len(r) for r in rows))
@@ -1041,13 +1045,30 @@ class ProfileSummary:
         front = [c for c in keys if c == "parent_layers"]  # pytorch-model-summary puts it first
         columns = self._value_columns(front, keep, v) + [("Layer (type)", _as_cells(labels))]
         columns += self._value_columns([c for c in keys if c != "parent_layers"], keep, v)
-        return {"columns": columns, "footer": [self._param_lines(), self._note_lines()]}
+        params = self._param_lines()
+        batch = (getattr(self, "_display", None) or {}).get("pms_batch_size")
+        if batch is not None:  # pytorch-model-summary prints a batch_size it was given, nothing more
+            params = params + [f"Batch size: {batch:,}"]
+        return {"columns": columns, "footer": [params, self._note_lines()]}
+
+    # pytorch-model-summary's widths: its name and shape columns 3 wider than their longest value (at
+    # least 15, "Parent Layers" 13), two spaces before the shapes, the counts 15 wide; its rules are
+    # 35 + those widths long (one more than a row without parent layers)
+    _PMS_WIDTH = {"Parent Layers": (13, 3), "Layer (type)": (15, 3), "Output Shape": (15, 4),
+                  "Input Shape": (15, 4), "Param #": None, "Tr. Param #": None}
 
     def _layout_pms(self, g, a):
         columns = g["columns"]
-        widths = [_widest(u, 15, len(t)) + 3 for t, (u, _i) in columns]
+        pms_form = all(t in self._PMS_WIDTH for t, _c in columns)
+        widths = []
+        for t, (u, _i) in columns:
+            rule = self._PMS_WIDTH.get(t, (15, 3)) if pms_form else (15, 3)
+            widths.append(15 if rule is None else _widest(u, rule[0], 0 if pms_form else len(t)) + rule[1])
         rows = self._padded_rows(columns, widths, [False] * len(columns), " ", trailing=False)
         width = max(len(r) for r in rows)
+        if pms_form:
+            width = 35 + sum(w - t.endswith("Shape") for (t, _c), w in zip(columns, widths)
+                             if self._PMS_WIDTH[t] is not None)
         out = ["-" * width, rows[0], "=" * width] + rows[1:] + ["=" * width]
         for block in g["footer"]:
             if block:
@@ -1068,6 +1089,15 @@ class ProfileSummary:
         labels = [f"{v.names[k]} ({v.types[k]})" for k in keep.tolist()]
         columns = [("Layer (type)", _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["keras"]), keep, v)
+        # Keras shows a layer called with different shapes (a shared layer) as "multiple"
+        shapes: dict = {}
+        for m, out in zip(np.asarray(v.c["module_index"]).tolist(), v.c["output_shapes"] or ()):
+            shapes.setdefault(m, set()).add(repr(out))
+        multiple = [len(shapes.get(m, ())) > 1 for m in np.asarray(v.c["module_index"])[keep].tolist()]
+        for j, (title, (uniq, inv)) in enumerate(columns):
+            if title == "Output Shape" and any(multiple):
+                cells = [("multiple" if mm else uniq[i]) for i, mm in zip(np.asarray(inv).tolist(), multiple)]
+                columns[j] = (title, _as_cells(cells))
         lines = self._param_lines()
         lines[0] += f" ({fmt_bytes(self.param_bytes)})"
         title = [f'Model: "{v.types[0] if v.n else "?"}"']
@@ -1171,7 +1201,7 @@ class ProfileSummary:
         lines = [f"{fmt_human(self.trainable_params):<10}Trainable params",
                  f"{fmt_human(self.total_params - self.trainable_params):<10}Non-trainable params",
                  f"{fmt_human(self.total_params):<10}Total params",
-                 f"{self.param_bytes / 1e6:<10,.3f}Total params size (MB; measured)"]
+                 f"{self.param_bytes / 1e6:<10,.3f}Total estimated model params size (MB)"]  # (exact here)
         if flags is not None:
             sub = list(flags)[1:]  # Lightning counts the submodules, not the root
             lines += [f"{sum(map(bool, sub)):<10}Modules in train mode",
@@ -1235,8 +1265,8 @@ class ProfileSummary:
 
     # ---------------------------------------------------------------- display
     def _display_kwargs(self):
-        disp = dict(getattr(self, "_display", None) or {})
-        return {k: v for k, v in disp.items() if k != "extra"}, disp.get("extra")
+        disp = dict(getattr(self, "_display", None) or {})  # (pms_batch_size: read by the pms grid)
+        return {k: v for k, v in disp.items() if k not in ("extra", "pms_batch_size")}, disp.get("extra")
 
     def _repr_html_(self) -> str:
         """Jupyter: the summary (in its display layout, see torchscope.summary) as an HTML table."""
