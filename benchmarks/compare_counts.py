@@ -4,7 +4,8 @@
 
 Models (batch 1, eval mode, torch.no_grad, random weights): torchvision resnet50 and vit_b_16 at
 224x224, transformers BertModel(BertConfig()) and GPT2LMHeadModel(GPT2Config()) on 128 tokens,
-a small Mixtral-style mixture of experts and a 2-layer nn.LSTM on 128 steps; a hand count (formula in _models) where one is short to write.
+a small Mixtral-style mixture of experts and a 2-layer nn.LSTM on 128 steps; a hand count (formula in
+_models) where one is short to write.
 Tools: torchscope (params: each Parameter once; MACs: per-op formulas, see DESIGN.md),
 torchinfo (summary(...).total_params / total_mult_adds), torch.utils.flop_counter.FlopCounterMode
 (total FLOPs / 2) and fvcore (FlopCountAnalysis.total(), which counts one fused multiply-add as
