@@ -268,3 +268,32 @@ def test_summary_layouts_survive_json(kw):
     times = re.compile(r"[\d.]+ ?(µs|ms|ns|s)\b")  # times are the same numbers, rounding aside
     assert times.sub("T", str(loaded)) == times.sub("T", str(s))
     assert loaded._repr_html_() == s._repr_html_()
+
+
+@pytest.mark.parametrize("style", ["tree", "lightning"])
+def test_modules_no_call_reached_survive_json(style):
+    import json
+
+    from torch import nn
+
+    import torchscope
+
+    class AutoEncoder(nn.Module):  # the decoder is never called by forward
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(8, 4), nn.ReLU())
+            self.decoder = nn.Linear(4, 8)
+
+        def forward(self, x):
+            return self.encoder(x)
+
+    s = torchscope.summary(AutoEncoder(), input_size=(2, 8), style=style, verbose=0)
+    text = str(s)
+    decoder = next(ln for ln in text.splitlines() if "decoder" in ln)
+    assert "[not called]" in decoder if style == "tree" else decoder.split()[:7] == ["1", "|", "decoder", "|",
+                                                                                    "Linear", "|", "40"]
+    loaded = torchscope.from_json(s.to_json())
+    assert str(loaded) == text
+    old = json.loads(s.to_json())
+    del old["modules"]  # a file written before the module table: the called modules only, no error
+    assert "decoder" not in str(torchscope.from_json(json.dumps(old)))

@@ -172,7 +172,7 @@ def from_dict(d: dict) -> ProfileSummary:
             kwargs[k] = defaults.get(k, 0)
     s = ProfileSummary(**kwargs)
     for k, v in extra.items():
-        if k in ("display", "module_training", "module_extra_repr"):  # restored below
+        if k in ("display", "module_training", "module_extra_repr", "modules"):  # restored below
             continue
         try:
             setattr(s, k, v)
@@ -190,6 +190,11 @@ def from_dict(d: dict) -> ProfileSummary:
         s._module_training = extra["module_training"]
     if isinstance(extra.get("module_extra_repr"), list):
         s._loaded_extra_reprs = [str(x) for x in extra["module_extra_repr"]]
+    modules = extra.get("modules")
+    keys = ("name", "type", "depth", "parent", "params", "trainable_params")
+    if isinstance(modules, dict) and all(isinstance(modules.get(k), list) for k in keys) \
+            and len({len(modules[k]) for k in keys}) == 1:  # (a file without it: the called modules only)
+        s._loaded_modules = {k: modules[k] for k in keys}
     return s
 
 

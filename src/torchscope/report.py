@@ -580,6 +580,7 @@ class ProfileSummary:
                         for k, v in self._display.items()},
             "module_training": _View.module_flags_of(self),
             "module_extra_repr": self._extra_reprs(),
+            "modules": self._module_table(),
             "rows": rows,
         }
 
@@ -1135,6 +1136,23 @@ class ProfileSummary:
         return out
 
     # .......................................................... module-ordered (lightning, tree)
+    def _module_table(self) -> dict | None:
+        """Every module of the model by module index, called or not (name, type, depth, parent,
+        params, trainable_params): what the tree and Lightning styles list, kept in the JSON so a
+        loaded summary still lists the modules no call reached. None when neither is here."""
+        trace = getattr(self, "_trace", None)
+        if trace is None or getattr(self, "_loaded_modules", None) is not None:
+            return getattr(self, "_loaded_modules", None)
+        from .count import tensor_counts
+
+        idx = trace.index
+        tc = tensor_counts(idx)
+        self._loaded_modules = {  # (kept: computed once per summary)
+            "name": list(idx.names), "type": list(idx.types), "depth": np.asarray(idx.depth).tolist(),
+            "parent": np.asarray(idx.parent).tolist(), "params": np.asarray(tc.params).tolist(),
+            "trainable_params": np.asarray(tc.trainable).tolist()}
+        return self._loaded_modules
+
     def _module_entries(self, v, min_depth, max_depth):
         """(row or -1, module index, qualified name, type, depth, has children) in module registration
         order: every module of the model when the raw trace is here (uncalled ones get row -1), else
@@ -1145,13 +1163,11 @@ class ProfileSummary:
             for k, m in enumerate(np.asarray(mi_col).tolist()):
                 if not v.rep[k]:
                     first.setdefault(int(m), k)
-        trace = getattr(self, "_trace", None)
+        table = self._module_table()
         out = []
-        if trace is not None:
-            idx = trace.index
-            par = np.asarray(idx.parent).tolist()
-            kids = set(par)
-            for m, (name, typ, d) in enumerate(zip(idx.names, idx.types, np.asarray(idx.depth).tolist())):
+        if table is not None:
+            kids = set(table["parent"])
+            for m, (name, typ, d) in enumerate(zip(table["name"], table["type"], table["depth"])):
                 if min_depth <= d and (max_depth is None or d <= max_depth):
                     out.append((first.get(m, -1), m, name or typ, typ, d, m in kids))
             return out
@@ -1177,20 +1193,14 @@ class ProfileSummary:
         entries = self._module_entries(v, 1, 1 if a.depth is None else a.depth)
         rows = [e[0] for e in entries]
         flags = v.module_flags()
-        trace = getattr(self, "_trace", None)
+        table = self._module_table() if any(e[0] < 0 for e in entries) else None
         columns = [("", _as_cells([str(i) for i in range(len(entries))])),
                    ("Name", _as_cells([e[2] for e in entries])), ("Type", _as_cells([e[3] for e in entries]))]
         for key in self._columns_for(a, STYLE_COLUMNS["lightning"]):
             if key in ("params", "trainable_params"):
                 vals = []
                 for k, m, *_rest in entries:
-                    if k >= 0:
-                        vals.append(int(v.ints(key)[k]))
-                    elif trace is not None:
-                        ps = {id(p): p for p in trace.index.modules[m].parameters()}.values()
-                        vals.append(sum(p.numel() for p in ps if key == "params" or p.requires_grad))
-                    else:
-                        vals.append(0)
+                    vals.append(int(v.ints(key)[k]) if k >= 0 else int(table[key][m]))  # (never called)
                 cells = _unique_cells(np.array(vals, dtype=np.int64), fmt_human, len(vals))
             elif key == "mode":
                 cells = _as_cells(["?" if flags is None or not 0 <= m < len(flags) else
