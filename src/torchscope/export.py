@@ -194,7 +194,7 @@ def from_dict(d: dict) -> ProfileSummary:
     keys = ("name", "type", "depth", "parent", "params", "trainable_params")
     if isinstance(modules, dict) and all(isinstance(modules.get(k), list) for k in keys) \
             and len({len(modules[k]) for k in keys}) == 1:  # (a file without it: the called modules only)
-        s._loaded_modules = {k: modules[k] for k in keys}
+        s._modules_table = {k: modules[k] for k in keys}
     return s
 
 

@@ -1141,17 +1141,17 @@ class ProfileSummary:
         params, trainable_params): what the tree and Lightning styles list, kept in the JSON so a
         loaded summary still lists the modules no call reached. None when neither is here."""
         trace = getattr(self, "_trace", None)
-        if trace is None or getattr(self, "_loaded_modules", None) is not None:
-            return getattr(self, "_loaded_modules", None)
+        if trace is None or getattr(self, "_modules_table", None) is not None:  # loaded, or computed before
+            return getattr(self, "_modules_table", None)
         from .count import tensor_counts
 
         idx = trace.index
         tc = tensor_counts(idx)
-        self._loaded_modules = {  # (kept: computed once per summary)
+        self._modules_table = {  # (kept: computed once per summary)
             "name": list(idx.names), "type": list(idx.types), "depth": np.asarray(idx.depth).tolist(),
             "parent": np.asarray(idx.parent).tolist(), "params": np.asarray(tc.params).tolist(),
             "trainable_params": np.asarray(tc.trainable).tolist()}
-        return self._loaded_modules
+        return self._modules_table
 
     def _module_entries(self, v, min_depth, max_depth):
         """(row or -1, module index, qualified name, type, depth, has children) in module registration
