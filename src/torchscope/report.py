@@ -1063,7 +1063,7 @@ class ProfileSummary:
         pms_form = all(t in self._PMS_WIDTH for t, _c in columns)
         widths = []
         for t, (u, _i) in columns:
-            rule = self._PMS_WIDTH.get(t, (15, 3)) if pms_form else (15, 3)
+            rule = self._PMS_WIDTH[t] if pms_form else (15, 3)
             widths.append(15 if rule is None else _widest(u, rule[0], 0 if pms_form else len(t)) + rule[1])
         rows = self._padded_rows(columns, widths, [False] * len(columns), " ", trailing=False)
         width = max(len(r) for r in rows)
@@ -1091,14 +1091,16 @@ class ProfileSummary:
         columns = [("Layer (type)", _as_cells(labels))]
         columns += self._value_columns(self._columns_for(a, STYLE_COLUMNS["keras"]), keep, v)
         # Keras shows a layer called with different shapes (a shared layer) as "multiple"
-        shapes: dict = {}
-        for m, out in zip(np.asarray(v.c["module_index"]).tolist(), v.c["output_shapes"] or ()):
-            shapes.setdefault(m, set()).add(repr(out))
-        multiple = [len(shapes.get(m, ())) > 1 for m in np.asarray(v.c["module_index"])[keep].tolist()]
-        for j, (title, (uniq, inv)) in enumerate(columns):
-            if title == "Output Shape" and any(multiple):
-                cells = [("multiple" if mm else uniq[i]) for i, mm in zip(np.asarray(inv).tolist(), multiple)]
-                columns[j] = (title, _as_cells(cells))
+        if v.rep.any() and v.c["output_shapes"] is not None:
+            module = np.asarray(v.c["module_index"]).tolist()
+            shapes: dict = {}
+            for m, out in zip(module, v.c["output_shapes"]):
+                shapes.setdefault(m, set()).add(repr(out))
+            multiple = [len(shapes[module[k]]) > 1 for k in keep.tolist()]
+            for j, (title, (uniq, inv)) in enumerate(columns):
+                if title == "Output Shape" and any(multiple):
+                    cells = [("multiple" if mm else uniq[i]) for i, mm in zip(np.asarray(inv).tolist(), multiple)]
+                    columns[j] = (title, _as_cells(cells))
         lines = self._param_lines()
         lines[0] += f" ({fmt_bytes(self.param_bytes)})"
         title = [f'Model: "{v.types[0] if v.n else "?"}"']
