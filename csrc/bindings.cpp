@@ -27,6 +27,19 @@ py::array_t<T> to_array(std::vector<T>&& v, py::ssize_t cols) {
   return py::array_t<T>({n}, heap->data(), owner);
 }
 
+py::dict stats_dict(TensorStats& s) {
+  py::dict d;
+  d["own_params"] = to_array(std::move(s.own_params), 0);
+  d["own_trainable"] = to_array(std::move(s.own_trainable), 0);
+  d["buffer_elems"] = to_array(std::move(s.buffer_elems), 0);
+  d["uninitialized"] = s.uninitialized;
+  d["shared"] = s.shared;
+  d["param_bytes"] = s.param_bytes;
+  d["buffer_bytes"] = s.buffer_bytes;
+  d["param_bytes_by_dtype"] = py::reinterpret_steal<py::dict>(s.param_bytes_by_dtype);
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -98,16 +111,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     TensorStats s;
     if (!tensor_stats(modules.ptr(), uninitialized_type.is_none() ? nullptr : uninitialized_type.ptr(), &s))
       throw py::error_already_set();
-    py::dict d;
-    d["own_params"] = to_array(std::move(s.own_params), 0);
-    d["own_trainable"] = to_array(std::move(s.own_trainable), 0);
-    d["buffer_elems"] = to_array(std::move(s.buffer_elems), 0);
-    d["uninitialized"] = s.uninitialized;
-    d["shared"] = s.shared;
-    d["param_bytes"] = s.param_bytes;
-    d["buffer_bytes"] = s.buffer_bytes;
-    d["param_bytes_by_dtype"] = py::reinterpret_steal<py::dict>(s.param_bytes_by_dtype);
-    return d;
+    return stats_dict(s);
+  });
+  m.def("begin_tensor_stats", [](py::list modules, py::object uninitialized_type) {
+    begin_tensor_stats(PyList_GET_SIZE(modules.ptr()), uninitialized_type.is_none() ? nullptr : uninitialized_type.ptr());
+  });
+  m.def("pause_tensor_stats", &pause_tensor_stats);
+  m.def("finish_tensor_stats", [](py::list modules) {
+    TensorStats s;
+    if (!finish_tensor_stats(modules.ptr(), &s)) throw py::error_already_set();
+    return stats_dict(s);
   });
   // The report's line assembly: columns = [(title, cells, inv, width, left)], inv an int64
   // array of indices into cells (one per line below the titles).
@@ -397,6 +410,35 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                    reinterpret_cast<uint8_t*>(top.mutable_data())))
       throw py::value_error("count_top: malformed op table (parent or name ids)");
     return top;
+  });
+
+  // api._build's count columns of the forward case (kernels.h); None when they cannot be made so.
+  m.def("count_columns", [](I64 op_row, I64 op_macs, Flags listed, I64 parent, I64 module,
+                            py::array_t<double, py::array::c_style | py::array::forcecast> fwd_time_ns,
+                            I64 params, I64 trainable, I64 buffers) -> py::object {
+    int64_t n_ops = op_row.size(), n_rows = module.size(), n_modules = params.size();
+    if (op_macs.size() != n_ops || listed.size() != n_ops || parent.size() != n_rows ||
+        fwd_time_ns.size() != n_rows || trainable.size() != n_modules || buffers.size() != n_modules)
+      throw py::value_error("count_columns: arrays of mismatched lengths");
+    CountColumns c;
+    if (!count_columns(op_row.data(), op_macs.data(), reinterpret_cast<const uint8_t*>(listed.data()), n_ops,
+                       parent.data(), module.data(), fwd_time_ns.data(), n_rows, params.data(), trainable.data(),
+                       buffers.data(), n_modules, &c))
+      return py::none();
+    py::dict d;
+    d["self_macs"] = to_array(std::move(c.self_macs), 0);
+    d["macs"] = to_array(std::move(c.macs), 0);
+    d["flops"] = to_array(std::move(c.flops), 0);
+    d["macs_uncounted_ops"] = to_array(std::move(c.macs_uncounted), 0);
+    d["params"] = to_array(std::move(c.params), 0);
+    d["trainable_params"] = to_array(std::move(c.trainable), 0);
+    d["buffers"] = to_array(std::move(c.buffers), 0);
+    d["flops_per_s"] = to_array(std::move(c.flops_per_s), 0);
+    py::list repeat(n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) repeat[r] = py::bool_(c.repeat[r] != 0);
+    d["repeat"] = repeat;
+    d["total_macs"] = c.total_macs;
+    return d;
   });
 
   // Column layout, so Python never hard-codes it.

@@ -346,4 +346,46 @@ bool count_top(const int64_t* ops, int64_t n_ops, const uint8_t* mask, const uin
   return true;
 }
 
+bool count_columns(const int64_t* op_row, const int64_t* op_macs, const uint8_t* listed, int64_t n_ops,
+                   const int64_t* parent, const int64_t* module, const double* fwd_time_ns, int64_t n_rows,
+                   const int64_t* params, const int64_t* trainable, const int64_t* buffers, int64_t n_modules,
+                   CountColumns* out) {
+  out->self_macs.assign(n_rows, 0);
+  out->macs_uncounted.assign(n_rows, 0);
+  out->total_macs = 0;
+  for (int64_t i = 0; i < n_ops; ++i) {
+    int64_t r = op_row[i];
+    if (r < 0) continue;
+    if (r >= n_rows) return false;
+    out->self_macs[r] += op_macs[i];
+    out->total_macs += op_macs[i];
+    out->macs_uncounted[r] += listed[i] ? 1 : 0;
+  }
+  out->macs.resize(n_rows);
+  if (!subtree_sum(out->self_macs.data(), parent, n_rows, out->macs.data()) ||
+      !subtree_sum(out->macs_uncounted.data(), parent, n_rows, out->macs_uncounted.data()))
+    return false;
+  out->flops.resize(n_rows);
+  out->flops_per_s.resize(n_rows);
+  out->params.resize(n_rows);
+  out->trainable.resize(n_rows);
+  out->buffers.resize(n_rows);
+  out->repeat.assign(n_rows, 0);
+  std::vector<uint8_t> seen(n_modules, 0);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    int64_t m = module[r];
+    if (m < 0 || m >= n_modules) return false;
+    out->repeat[r] = seen[m];
+    seen[m] = 1;
+    out->params[r] = params[m];
+    out->trainable[r] = trainable[m];
+    out->buffers[r] = buffers[m];
+    out->flops[r] = 2 * out->macs[r];
+    // achieved FLOP/s of the forward: counted FLOPs over measured time (children included)
+    double t = fwd_time_ns[r];
+    out->flops_per_s[r] = t > 0 ? 2.0 * static_cast<double>(out->macs[r]) / std::max(t, 1.0) * 1e9 : 0.0;
+  }
+  return true;
+}
+
 }  // namespace torchscope

@@ -63,4 +63,20 @@ bool count_todo(const int64_t* ops, int64_t n_ops, const int64_t* args, int64_t 
 bool count_top(const int64_t* ops, int64_t n_ops, const uint8_t* mask, const uint8_t* counted,
                const uint8_t* failed, const uint8_t* scope_name, int64_t n_names, uint8_t* top);
 
+// api._build's per-row count columns of the forward case, in one sweep: per op its row (-1: none),
+// its MACs and whether it is listed as uncounted work; per row its parent row (pre-order) and
+// module index; per module index its parameters (children included), trainable ones and buffer
+// elements; per row its forward time (for FLOP/s). False if the rows are not in pre-order or an
+// index is out of range.
+struct CountColumns {
+  std::vector<int64_t> self_macs, macs, flops, macs_uncounted, params, trainable, buffers;
+  std::vector<uint8_t> repeat;   // a module's second and later calls
+  std::vector<double> flops_per_s;
+  int64_t total_macs = 0;        // every op in a row
+};
+bool count_columns(const int64_t* op_row, const int64_t* op_macs, const uint8_t* listed, int64_t n_ops,
+                   const int64_t* parent, const int64_t* module, const double* fwd_time_ns, int64_t n_rows,
+                   const int64_t* params, const int64_t* trainable, const int64_t* buffers, int64_t n_modules,
+                   CountColumns* out);
+
 }  // namespace torchscope

@@ -62,6 +62,14 @@ struct TensorStats {
   PyObject* param_bytes_by_dtype = nullptr;        // dict torch.dtype -> bytes (new reference)
 };
 bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* out);
+// The same counts gathered while the model runs: from begin_tensor_stats on, a marker counts its
+// module at the end of the module's first call that returns (its tensors are in cache then);
+// pause stops that; finish counts the modules the pass did not (never called, lazy, unusual
+// parameter dicts) and returns what tensor_stats(modules) returns. `modules` must be the list
+// the markers were installed on, with n_modules entries.
+void begin_tensor_stats(Py_ssize_t n_modules, PyObject* uninitialized_type);
+void pause_tensor_stats();
+bool finish_tensor_stats(PyObject* modules, TensorStats* out);
 
 // ------------------------------------------------------------------ table text
 // The report's per-line loop: line 0 holds the titles, line i > 0 the cell

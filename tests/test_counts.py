@@ -1,4 +1,5 @@
 """Params and MACs against hand-computed values (convention in DESIGN.md)."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -387,3 +388,54 @@ def test_mixture_of_experts_counts_the_tokens_each_expert_was_routed():
             assert s.row(f"experts.{e}.0").input_shapes == (torch.Size([n, d]),)
     assert s.row("gate").macs == tokens * d * n_exp
     assert s.total_macs == tokens * d * n_exp + k * tokens * 2 * d * h
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("case", ["mlp", "repeats and uncounted ops", "no shapes"])
+def test_count_columns_kernel_matches_its_numpy_reference(case):
+    """C.count_columns (one sweep in csrc/kernels.cpp) against api.count_columns_numpy on real traces:
+    per-row self and subtree MACs, FLOPs, uncounted-op counts, params gathered per row, repeat flags,
+    FLOP/s and the total."""
+    from torchscope import api, attribute, capture
+    from torchscope._ext import C
+    from torchscope.models import tiny_mlp
+
+    torch.manual_seed(0)
+    if case == "mlp":
+        m, x = tiny_mlp(6, 8), torch.randn(2, 8)
+    else:
+        lin = nn.Linear(8, 8)
+
+        class Odd(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin, self.body = lin, nn.Sequential(lin, nn.ReLU(), lin)
+
+            def forward(self, x):
+                y = self.body(self.lin(x))
+                return torch.linalg.inv(y @ y.T + torch.eye(3)) @ y  # linalg_inv: no MAC formula
+        m, x = Odd(), torch.randn(3, 8)
+    trace = capture.capture(m, lambda: m(x), warmup=0, iters=2, record_shapes=case != "no shapes")
+    att = attribute.attribute(trace)
+    tc = count.tensor_counts(trace.index, trace.tensor_stats)
+    if case == "no shapes":
+        macs, listed = np.zeros(len(att.op_row), dtype=np.int64), np.zeros(len(att.op_row), dtype=bool)
+    else:
+        macs, listed, _ = count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
+    args = (att.op_row, macs, listed, att.parent, att.module, att.fwd_time_ns, tc.params, tc.trainable, tc.buffers)
+    native, ref = C.count_columns(*args), api.count_columns_numpy(*args, att.depth)
+    assert set(native) == set(ref)
+    for k in ref:
+        if k == "flops_per_s":
+            np.testing.assert_allclose(native[k], ref[k], rtol=1e-12)
+        elif k in ("repeat", "total_macs"):
+            assert native[k] == ref[k], k
+        else:
+            np.testing.assert_array_equal(native[k], ref[k], err_msg=k)
+    if case != "no shapes":
+        assert native["total_macs"] == int(macs[att.op_row >= 0].sum()) > 0
+    if case == "repeats and uncounted ops":
+        assert sum(native["repeat"]) == 2 and native["macs_uncounted_ops"][0] >= 1
+    bad_parent = att.parent.copy()
+    bad_parent[0] = len(bad_parent)  # not a pre-order tree: the kernel declines, the caller uses numpy
+    assert C.count_columns(att.op_row, macs, listed, bad_parent, *args[4:]) is None

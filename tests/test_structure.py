@@ -239,3 +239,72 @@ def test_factorize_rejects_what_it_cannot_hash():
         C.factorize(np.array(["a", None], dtype=object))
     with pytest.raises(ValueError, match="one-dimensional"):
         C.factorize(np.zeros((2, 2)))
+
+
+class CreatesOnFirstCall(nn.Module):
+    """Registers its weight during its first forward (a hand-rolled lazy module)."""
+
+    def forward(self, x):
+        if not hasattr(self, "w"):
+            self.w = nn.Parameter(torch.ones(x.shape[-1], 3))
+        return x @ self.w
+
+
+def _stats_equal(a, b):
+    for key in ("own_params", "own_trainable", "buffer_elems"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    for key in ("shared", "param_bytes", "buffer_bytes", "param_bytes_by_dtype", "uninitialized"):
+        assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("case", ["tricky", "lazy", "created in forward", "uncalled", "meta copies"])
+def test_parameters_counted_during_the_pass_equal_a_count_after_it(case):
+    """The markers count each module's tensors at the end of its first call (capture.Trace.tensor_stats):
+    the same numbers as one walk over the model after the pass, whatever the model does."""
+    if case == "tricky":
+        tricky = Tricky()
+        m = nn.Sequential(tricky.a, tricky.blocks["bn"], tricky.head, tricky.tail, nn.Linear(4, 4).half().float())
+        run, x = None, torch.randn(3, 4)
+    elif case == "lazy":
+        m, run, x = nn.Sequential(nn.LazyLinear(5), nn.ReLU(), nn.LazyBatchNorm1d()), None, torch.randn(3, 4)
+    elif case == "created in forward":
+        m, run, x = nn.Sequential(nn.Linear(4, 4), CreatesOnFirstCall()), None, torch.randn(3, 4)
+    elif case == "uncalled":
+        m = nn.ModuleDict({"used": nn.Linear(4, 4), "spare": nn.Linear(4, 9)})
+        run, x = (lambda: m["used"](torch.randn(3, 4))), None
+    else:  # profile_summary(device="meta") on a model with real weights: functional_call swaps tensors in
+        m, run, x = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)), None, torch.randn(3, 4)
+    if case == "meta copies":
+        s = torchscope.profile_summary(m, x, device="meta", verbose=0)
+        assert s.total_params == sum(p.numel() for p in m.parameters()) == 20 + 8 + 10
+        return
+    trace = capture.capture(m, run or (lambda: m(x)), warmup=0, iters=1)
+    after = C.tensor_stats(trace.index.modules, torch.nn.parameter.UninitializedTensorMixin)
+    _stats_equal(trace.tensor_stats, after)
+    assert trace.tensor_stats["own_params"].sum() == sum(p.numel() for p in m.parameters())
+    s = torchscope.profile_summary(m, x, verbose=0) if run is None else None
+    if s is not None:
+        assert s.total_params == sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.native
+def test_markers_count_a_module_at_its_call_and_the_rest_after_the_pass():
+    """White box: what the pass counted is not read again (a parameter replaced afterwards is not seen),
+    and a module no call reached is read at finish_tensor_stats."""
+    m = nn.ModuleDict({"used": nn.Linear(4, 4), "spare": nn.Linear(4, 9)})
+    index = capture.module_index(m)
+    i_used, i_spare = index.names.index("used"), index.names.index("spare")
+    C.begin_tensor_stats(index.modules, torch.nn.parameter.UninitializedTensorMixin)
+    saved = capture._install_markers(index.modules)
+    try:
+        m["used"](torch.randn(2, 4))
+    finally:
+        C.pause_tensor_stats()
+        capture._restore_markers(index.modules, saved)
+    m["used"].bias = nn.Parameter(torch.zeros(100))  # after the call: not what the pass saw
+    m["spare"].bias = nn.Parameter(torch.zeros(50))
+    s = C.finish_tensor_stats(index.modules)
+    assert s["own_params"][i_used] == 4 * 4 + 4
+    assert s["own_params"][i_spare] == 4 * 9 + 50
+    with pytest.raises(RuntimeError, match="no counting begun"):
+        C.finish_tensor_stats(index.modules)

@@ -471,6 +471,24 @@ def tensor_stats(modules, uninitialized_type):
             "param_bytes_by_dtype": by_dtype}
 
 
+_stats_type: list = []  # begin_tensor_stats' uninitialized_type, for finish
+
+
+def begin_tensor_stats(modules, uninitialized_type):
+    """Twin of modules.cpp begin_tensor_stats: the markers count nothing here; finish counts all."""
+    _stats_type[:] = [uninitialized_type]
+
+
+def pause_tensor_stats():
+    pass
+
+
+def finish_tensor_stats(modules):
+    if not _stats_type:
+        raise RuntimeError("finish_tensor_stats: no counting begun for these modules")
+    return tensor_stats(modules, _stats_type.pop())
+
+
 def pad_rows(columns, sep, end):
     """Twin of the C line assembly (modules.h: pad_rows), with its checks and messages."""
     out, n_lines = [], None
@@ -565,6 +583,11 @@ def factorize_objects(items, keep):
 
 def subtree_sum(values, parent):
     """The C subtree sum has no twin here: None sends attribute.subtree_sum to its numpy path."""
+    return None
+
+
+def count_columns(*args):
+    """No twin here either: None sends api._build to its numpy reference (count_columns_numpy)."""
     return None
 
 

@@ -306,30 +306,24 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     att = _attribute.attribute(trace, dev_type)
     n = len(att.call_ids)
 
-    tc = _count.tensor_counts(trace.index)
+    tc = _count.tensor_counts(trace.index, trace.tensor_stats)
     macs_missing = None if trace.op_shapes else "op input shapes not recorded: record_shapes=False"
     if macs_missing:  # nothing to count from: shown as not counted, never as 0
-        macs_per_op = self_macs = macs = total_macs = macs_uncounted = None
-        uncounted = {}
+        macs_per_op, uncounted = np.zeros(len(att.op_row), dtype=np.int64), {}
+        listed = np.zeros(len(att.op_row), dtype=bool)
     else:
         macs_per_op, listed, uncounted = _count.count_ops(trace.ops, trace.args, trace.names, att.op_mask)
-        in_rows = att.op_row >= 0
-        # ops without a MAC formula in each row's subtree: its MACs are a lower bound
-        listed &= in_rows
-        macs_uncounted = (_attribute.subtree_sum(np.bincount(att.op_row[listed], minlength=n), att.parent, att.depth)
-                          if listed.any() else np.zeros(n, dtype=np.int64))
-        if macs_per_op[in_rows].sum() < 2**53:  # bincount adds in float64: exact below 2**53
-            self_macs = np.bincount(att.op_row[in_rows], weights=macs_per_op[in_rows], minlength=n).astype(np.int64)
-        else:
-            self_macs = np.zeros(n, dtype=np.int64)
-            np.add.at(self_macs, att.op_row[in_rows], macs_per_op[in_rows])
-        macs = _attribute.subtree_sum(self_macs, att.parent, att.depth)
-        total_macs = int(macs_per_op[att.op_mask].sum())  # forward ops inside the model
-
+    args = (att.op_row, macs_per_op, listed, att.parent, att.module, att.fwd_time_ns, tc.params, tc.trainable,
+            tc.buffers)
+    counts = _C.count_columns(*args)  # one C sweep; None: rows out of pre-order, or the Python recorder
+    if counts is None:
+        counts = count_columns_numpy(*args, att.depth)
+    total_macs = None if macs_missing else counts.pop("total_macs")
+    if macs_missing:
+        for k in ("self_macs", "macs", "flops", "macs_uncounted_ops", "flops_per_s"):
+            counts[k] = None
+        macs_per_op = None
     module = att.module
-    repeat = np.ones(n, dtype=bool)  # a module's second and later calls
-    repeat[_C.factorize(module)[1]] = False
-
     ins, outs = _row_shapes(trace, att.call_ids)
     mlist = module.tolist()
     mod_names, mod_types = trace.index.names, trace.index.types
@@ -341,11 +335,11 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     mem = att.mem
     cols = {
         "name": names, "type": types, "depth": att.depth, "parent": att.parent,
-        "module_index": module, "call_id": att.call_ids, "repeat": repeat.tolist(),
+        "module_index": module, "call_id": att.call_ids, "repeat": counts["repeat"],
         "input_shapes": ins, "output_shapes": outs,
-        "params": tc.params[module], "trainable_params": tc.trainable[module],
-        "macs": macs, "flops": None if macs is None else 2 * macs, "self_macs": self_macs,
-        "macs_uncounted_ops": macs_uncounted,
+        "params": counts["params"], "trainable_params": counts["trainable_params"],
+        "macs": counts["macs"], "flops": counts["flops"], "self_macs": counts["self_macs"],
+        "macs_uncounted_ops": counts["macs_uncounted_ops"],
         "fwd_time_ns": att.fwd_time_ns, "fwd_self_time_ns": att.fwd_self_time_ns,
         "fwd_time_min_ns": att.fwd_time_min_ns,
         "bwd_time_ns": att.bwd_time_ns, "bwd_self_time_ns": att.bwd_self_time_ns,
@@ -356,11 +350,9 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
         "mem_peak": mem["peak"] if mem else None,
         "num_ops": att.num_ops,
         "kernel_size": _kernel_sizes(trace.index.kernel_size, mlist),
-        "buffers": tc.buffers[module],
+        "buffers": counts["buffers"],
         "bwd_mem_allocated": att.bwd_mem_allocated,
-        # achieved FLOP/s of the forward: counted FLOPs over measured time (children included)
-        "flops_per_s": (None if macs is None else
-                        np.where(att.fwd_time_ns > 0, 2 * macs / np.maximum(att.fwd_time_ns, 1) * 1e9, 0.0)),
+        "flops_per_s": counts["flops_per_s"],
     }
     total_params, total_trainable = int(tc.own.sum()), int(tc.own_trainable.sum())  # each Parameter once
     notes = list(trace.notes) + list(att.notes)
@@ -402,6 +394,29 @@ def _build(trace, run_device: torch.device, depth, warmup, inputs, peak_flops=No
     summary._op_row = att.op_row
     summary._op_macs = macs_per_op
     return summary
+
+
+def count_columns_numpy(op_row, op_macs, listed, parent, module, fwd_time_ns, params, trainable, buffers,
+                        depth) -> dict:
+    """The per-row count columns (C.count_columns in numpy, for any tree: the reference the C
+    sweep is tested against). Per op: its row (-1: none), MACs, listed as uncounted work; per
+    row: parent row, module index, forward time; per module index: params (children included),
+    trainable params, buffer elements."""
+    n = len(module)
+    in_rows = op_row >= 0
+    # ops without a MAC formula in each row's subtree: its MACs are a lower bound
+    unc = np.bincount(op_row[listed & in_rows], minlength=n).astype(np.int64)
+    self_macs = np.zeros(n, dtype=np.int64)
+    np.add.at(self_macs, op_row[in_rows], op_macs[in_rows])  # (exact in int64)
+    macs = _attribute.subtree_sum_levels(self_macs, parent, depth)
+    repeat = np.ones(n, dtype=bool)  # a module's second and later calls
+    repeat[np.unique(module, return_index=True)[1]] = False
+    return {"self_macs": self_macs, "macs": macs, "flops": 2 * macs,
+            "macs_uncounted_ops": _attribute.subtree_sum_levels(unc, parent, depth),
+            "params": params[module], "trainable_params": trainable[module], "buffers": buffers[module],
+            # achieved FLOP/s of the forward: counted FLOPs over measured time (children included)
+            "flops_per_s": np.where(fwd_time_ns > 0, 2 * macs / np.maximum(fwd_time_ns, 1) * 1e9, 0.0),
+            "repeat": repeat.tolist(), "total_macs": int(op_macs[in_rows].sum())}
 
 
 def _batch_size(inputs) -> int | None:

@@ -43,6 +43,7 @@ class Trace:
     dropped_ends: int = 0
     output: Any = None
     op_shapes: bool = True   # op input shapes recorded (record_shapes): without them nothing can be counted
+    tensor_stats: dict | None = None  # C.tensor_stats of index.modules, mostly gathered by the markers
 
 
 @dataclasses.dataclass
@@ -413,6 +414,9 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     if "compiled in place" in index.regions:
         how = [("_compiled_call_impl" if kind == "compiled in place" else False) if not op else True
                for op, kind in zip(index.opaque, index.regions)]
+    # Markers count each module's parameters and buffers at the end of its first call, while
+    # they are in cache from its forward; the modules no call reached are counted after.
+    C.begin_tensor_stats(mods, torch.nn.parameter.UninitializedTensorMixin)
     saved = _install_markers(mods, how)
     failures: list = []
     C.set_failure_log(failures)
@@ -461,6 +465,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
             raise  # raised outside any module (C.start, a loss function): unchanged
         raise ProfileError(message) from exc
     finally:
+        C.pause_tensor_stats()
         bar.close()
         C.set_shape_log(False)
         C.set_failure_log(None)
@@ -472,6 +477,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         state.restore()
     del last
 
+    tensor_stats = C.finish_tensor_stats(mods)
     shape_calls, shape_signatures = C.take_shape_log()
     snapshot = C.collect()
     if snapshot.get("foreign_calls"):
@@ -484,4 +490,5 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
         names=snapshot["names"], shape_calls=shape_calls, shape_signatures=shape_signatures, index=index,
         iters=iters, pass_times_ns=pass_times, memory_tracking=memory_tracking,
         notes=notes, dropped_ends=int(snapshot["dropped_ends"]), output=output, op_shapes=record_shapes,
+        tensor_stats=tensor_stats,
     )

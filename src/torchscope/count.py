@@ -489,11 +489,12 @@ class TensorCounts:
     param_bytes_by_dtype: dict  # "float32" -> bytes
 
 
-def tensor_counts(index) -> TensorCounts:
-    """One pass over every module's own parameters and buffers (in C with the native recorder)."""
+def tensor_counts(index, stats: dict | None = None) -> TensorCounts:
+    """Parameter and buffer sizes from `stats` (C.tensor_stats of index.modules, e.g. what a
+    capture's markers gathered), else one pass over every module's own tensors."""
     from .attribute import subtree_sum
 
-    s = C.tensor_stats(index.modules, torch.nn.parameter.UninitializedTensorMixin)
+    s = stats if stats is not None else C.tensor_stats(index.modules, torch.nn.parameter.UninitializedTensorMixin)
     if s["uninitialized"]:
         where = ", ".join(f"'{index.names[i] or '(root)'}' ({index.types[i]})" for i in s["uninitialized"])
         raise ValueError(f"lazy module(s) {where} still have uninitialized parameters, so their size is "
