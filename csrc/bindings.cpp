@@ -114,9 +114,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return stats_dict(s);
   });
   m.def("begin_tensor_stats", [](py::list modules, py::object uninitialized_type) {
-    begin_tensor_stats(PyList_GET_SIZE(modules.ptr()), uninitialized_type.is_none() ? nullptr : uninitialized_type.ptr());
+    begin_tensor_stats(modules.ptr(), uninitialized_type.is_none() ? nullptr : uninitialized_type.ptr());
   });
-  m.def("pause_tensor_stats", &pause_tensor_stats);
+  m.def("pause_tensor_stats", &pause_tensor_stats, py::arg("keep") = true);
   m.def("finish_tensor_stats", [](py::list modules) {
     TensorStats s;
     if (!finish_tensor_stats(modules.ptr(), &s)) throw py::error_already_set();

@@ -264,7 +264,7 @@ struct ModuleMarker {
   PyObject_HEAD
   vectorcallfunc vectorcall;
   PyObject* wrapped;  // the module's original bound forward
-  PyObject* module;   // borrowed: the module holds the marker in its instance dict
+  PyObject* module;   // the module (a marker kept past its module's life must not dangle)
   int32_t module_index;
 };
 
@@ -290,7 +290,7 @@ PyObject* marker_call(PyObject* self, PyObject* const* args, size_t nargsf, PyOb
   PyObject* out = PyObject_Vectorcall(m->wrapped, args, nargsf, kwnames);
   if (logged) --g_log.depth;
   module_exit(call, out == nullptr);
-  if (out && g_stats_on) count_in_pass(m->module, m->module_index);
+  if (out && g_stats_on && m->module) count_in_pass(m->module, m->module_index);
   if (out && !clear_stale_failures()) Py_CLEAR(out);
   // (by index: nested calls may have grown `open`)
   if (logged && out && g_log.enabled && g_log.epoch == epoch) log_call(call, g_log.open[level], out);
@@ -302,11 +302,13 @@ PyObject* marker_call(PyObject* self, PyObject* const* args, size_t nargsf, PyOb
 
 int marker_traverse(PyObject* self, visitproc visit, void* arg) {
   Py_VISIT(reinterpret_cast<ModuleMarker*>(self)->wrapped);
+  Py_VISIT(reinterpret_cast<ModuleMarker*>(self)->module);
   return 0;
 }
 
 int marker_clear(PyObject* self) {
   Py_CLEAR(reinterpret_cast<ModuleMarker*>(self)->wrapped);
+  Py_CLEAR(reinterpret_cast<ModuleMarker*>(self)->module);
   return 0;
 }
 
@@ -367,6 +369,7 @@ PyObject* make_marker(PyObject* wrapped, PyObject* module, int32_t module_index)
   m->vectorcall = marker_call;
   Py_INCREF(wrapped);
   m->wrapped = wrapped;
+  Py_INCREF(module);
   m->module = module;
   m->module_index = module_index;
   PyObject_GC_Track(reinterpret_cast<PyObject*>(m));
@@ -742,6 +745,8 @@ struct StatsState {
   std::vector<std::pair<int, PyObject*>> dtypes;           // ScalarType -> torch.dtype (singletons)
   std::vector<std::pair<PyObject*, int64_t>> by_dtype;
   std::vector<uint8_t> counted;                            // per module: its tensors are in `out`
+  PyObject* modules = nullptr;                             // the list counted (a reference, dropped by
+                                                           // release_stats; none at exit, after Python)
 
   StatsState(Py_ssize_t n, PyObject* uninitialized) : uninitialized_type(uninitialized), counted(n, 0) {
     out.own_params.assign(n, 0);
@@ -866,6 +871,8 @@ std::unique_ptr<StatsState> g_stats;
 void count_in_pass(PyObject* mod, int32_t i) {
   StatsState& st = *g_stats;
   if (i < 0 || static_cast<size_t>(i) >= st.counted.size() || st.counted[i]) return;
+  if (i >= PyList_GET_SIZE(st.modules) || PyList_GET_ITEM(st.modules, i) != mod)
+    return;  // a marker of another profile, kept and called now
   PyObject* d = instance_dict(mod);
   if (!d) return;
   PyObject* params = PyDict_GetItemWithError(d, s_params_name());
@@ -896,18 +903,33 @@ bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* 
   return finish_stats(st, out);
 }
 
-void begin_tensor_stats(Py_ssize_t n_modules, PyObject* uninitialized_type) {
-  g_stats = std::make_unique<StatsState>(n_modules, uninitialized_type);
+namespace {
+std::unique_ptr<StatsState> release_stats() {  // (with the GIL held)
+  std::unique_ptr<StatsState> st = std::move(g_stats);
+  g_stats_on = false;
+  if (st) Py_CLEAR(st->modules);
+  return st;
+}
+}  // namespace
+
+void begin_tensor_stats(PyObject* modules, PyObject* uninitialized_type) {
+  release_stats();
+  g_stats = std::make_unique<StatsState>(PyList_GET_SIZE(modules), uninitialized_type);
+  Py_INCREF(modules);
+  g_stats->modules = modules;
   g_stats_on = true;
 }
 
-void pause_tensor_stats() { g_stats_on = false; }
+void pause_tensor_stats(bool keep) {
+  if (keep) g_stats_on = false;
+  else release_stats();  // (a failed profile: the model is not kept alive by the counting)
+}
 
 bool finish_tensor_stats(PyObject* modules, TensorStats* out) {
-  std::unique_ptr<StatsState> st = std::move(g_stats);
-  g_stats_on = false;
+  bool same = g_stats && g_stats->modules == modules;
+  std::unique_ptr<StatsState> st = release_stats();
   Py_ssize_t n = PyList_GET_SIZE(modules);
-  if (!st || static_cast<Py_ssize_t>(st->counted.size()) != n) {
+  if (!st || !same || static_cast<Py_ssize_t>(st->counted.size()) != n) {
     PyErr_SetString(PyExc_RuntimeError, "finish_tensor_stats: no counting begun for these modules");
     return false;
   }

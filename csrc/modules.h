@@ -64,11 +64,12 @@ struct TensorStats {
 bool tensor_stats(PyObject* modules, PyObject* uninitialized_type, TensorStats* out);
 // The same counts gathered while the model runs: from begin_tensor_stats on, a marker counts its
 // module at the end of the module's first call that returns (its tensors are in cache then);
-// pause stops that; finish counts the modules the pass did not (never called, lazy, unusual
-// parameter dicts) and returns what tensor_stats(modules) returns. `modules` must be the list
-// the markers were installed on, with n_modules entries.
-void begin_tensor_stats(Py_ssize_t n_modules, PyObject* uninitialized_type);
-void pause_tensor_stats();
+// pause stops that (keep=false also drops what was counted); finish counts the modules the
+// pass did not (never called, lazy, unusual parameter dicts) and returns what
+// tensor_stats(modules) returns. `modules`: the list the markers were installed on (held until
+// finish or a pause that does not keep).
+void begin_tensor_stats(PyObject* modules, PyObject* uninitialized_type);
+void pause_tensor_stats(bool keep);
 bool finish_tensor_stats(PyObject* modules, TensorStats* out);
 
 // ------------------------------------------------------------------ table text

@@ -308,3 +308,42 @@ def test_markers_count_a_module_at_its_call_and_the_rest_after_the_pass():
     assert s["own_params"][i_spare] == 4 * 9 + 50
     with pytest.raises(RuntimeError, match="no counting begun"):
         C.finish_tensor_stats(index.modules)
+
+
+@pytest.mark.native
+def test_a_marker_kept_past_its_profile_neither_dangles_nor_counts_into_another():
+    """A forward stored away during a profile (the marker) may outlive the module and be called
+    during a later profile of another model: it holds its module, and counts nothing there."""
+    import gc
+    import weakref
+
+    old = nn.Sequential(nn.Linear(4, 4))
+    index = capture.module_index(old)
+    saved = capture._install_markers(index.modules)
+    kept = old[0].forward  # the marker
+    capture._restore_markers(index.modules, saved)
+    alive = weakref.ref(old[0])
+    del old, index, saved
+    gc.collect()
+    assert alive() is not None  # the marker keeps its module: calling it is safe
+    new = nn.Sequential(nn.Linear(4, 2))
+    trace = capture.capture(new, lambda: (kept(torch.randn(1, 4)), new(torch.randn(3, 4)))[1], warmup=0, iters=1)
+    _stats_equal(trace.tensor_stats, C.tensor_stats(trace.index.modules, torch.nn.parameter.UninitializedTensorMixin))
+    assert trace.tensor_stats["own_params"].sum() == 4 * 2 + 2
+
+
+def test_a_failed_profile_keeps_no_reference_to_the_model():
+    import gc
+    import weakref
+
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    m = nn.Sequential(nn.Linear(4, 4), Boom())
+    alive = weakref.ref(m)
+    with pytest.raises(torchscope.ProfileError):
+        torchscope.profile_summary(m, torch.randn(2, 4), verbose=0)
+    del m
+    gc.collect()
+    assert alive() is None

@@ -479,8 +479,9 @@ def begin_tensor_stats(modules, uninitialized_type):
     _stats_type[:] = [uninitialized_type]
 
 
-def pause_tensor_stats():
-    pass
+def pause_tensor_stats(keep=True):
+    if not keep:
+        _stats_type.clear()
 
 
 def finish_tensor_stats(modules):

@@ -425,6 +425,7 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
     started = False
     bar = _Progress(warmup + iters, progress)
     last = None
+    passes_done = False
     try:
         # With backward, warm-up passes are recorded too (as iterations -warmup..-1): autograd
         # nodes they create and later passes reuse (autocast's cached weight casts) then still
@@ -459,13 +460,14 @@ def _capture(model: torch.nn.Module, run: Callable[[], Any], *, warmup: int, ite
                 last = out  # freed after recording stops: its frees (the autograd graph's saved
                 #             tensors with grad on) are past every recorded call
             del out
+        passes_done = True
     except Exception as exc:
         message = _failure_message(exc, failures, index)
         if message is None:
             raise  # raised outside any module (C.start, a loss function): unchanged
         raise ProfileError(message) from exc
     finally:
-        C.pause_tensor_stats()
+        C.pause_tensor_stats(keep=passes_done)  # (a failed profile keeps no reference to the model)
         bar.close()
         C.set_shape_log(False)
         C.set_failure_log(None)
