@@ -290,7 +290,7 @@ PyObject* marker_call(PyObject* self, PyObject* const* args, size_t nargsf, PyOb
   PyObject* out = PyObject_Vectorcall(m->wrapped, args, nargsf, kwnames);
   if (logged) --g_log.depth;
   module_exit(call, out == nullptr);
-  if (out && g_stats_on && m->module) count_in_pass(m->module, m->module_index);
+  if (out && g_stats_on) count_in_pass(m->module, m->module_index);
   if (out && !clear_stale_failures()) Py_CLEAR(out);
   // (by index: nested calls may have grown `open`)
   if (logged && out && g_log.enabled && g_log.epoch == epoch) log_call(call, g_log.open[level], out);
@@ -745,8 +745,8 @@ struct StatsState {
   std::vector<std::pair<int, PyObject*>> dtypes;           // ScalarType -> torch.dtype (singletons)
   std::vector<std::pair<PyObject*, int64_t>> by_dtype;
   std::vector<uint8_t> counted;                            // per module: its tensors are in `out`
-  PyObject* modules = nullptr;                             // the list counted (a reference, dropped by
-                                                           // release_stats; none at exit, after Python)
+  PyObject* modules = nullptr;                             // the list counted (held; release_stats
+                                                           // drops it, never a destructor after exit)
 
   StatsState(Py_ssize_t n, PyObject* uninitialized) : uninitialized_type(uninitialized), counted(n, 0) {
     out.own_params.assign(n, 0);
@@ -764,18 +764,12 @@ PyObject* s_buffers_name() {
   return s;
 }
 
-// Adds module i's own parameters and buffers; false with a Python error set.
-bool add_module_tensors(StatsState& st, PyObject* mod, Py_ssize_t i) {
+// Adds module i's own parameters and buffers (its `_parameters` and `_buffers` dicts, either may
+// be null); false with a Python error set.
+bool add_tensors(StatsState& st, PyObject* params, PyObject* bufs, Py_ssize_t i) {
   static PyObject* s_dtype = interned("dtype");
   TensorStats* out = &st.out;
   st.counted[i] = 1;
-  PyObject* d = instance_dict(mod);
-  if (!d) return true;
-  PyObject *params = nullptr, *bufs = nullptr;  // owned
-  if (!entry_as_dict(d, s_params_name(), &params) || !entry_as_dict(d, s_buffers_name(), &bufs)) {
-    Py_XDECREF(params);
-    return false;
-  }
   bool ok = true;
   try {
     PyObject *k, *p;
@@ -836,6 +830,17 @@ bool add_module_tensors(StatsState& st, PyObject* mod, Py_ssize_t i) {
     PyErr_Format(PyExc_RuntimeError, "torchscope: could not read a parameter's size: %s", e.what());
     ok = false;
   }
+  return ok;
+}
+
+// The same, read from the module (a ScriptModule's mapping wrappers copied into dicts).
+bool add_module_tensors(StatsState& st, PyObject* mod, Py_ssize_t i) {
+  st.counted[i] = 1;
+  PyObject* d = instance_dict(mod);
+  if (!d) return true;
+  PyObject *params = nullptr, *bufs = nullptr;  // owned
+  bool ok = entry_as_dict(d, s_params_name(), &params) && entry_as_dict(d, s_buffers_name(), &bufs) &&
+            add_tensors(st, params, bufs, i);
   Py_XDECREF(params);
   Py_XDECREF(bufs);
   return ok;
@@ -888,7 +893,7 @@ void count_in_pass(PyObject* mod, int32_t i) {
   pos = 0;
   while (PyDict_Next(bufs, &pos, &k, &p))
     if (p != Py_None && !THPVariable_CheckExact(p)) return;
-  if (!add_module_tensors(st, mod, i)) {  // (cannot fail on these; if it did, count it again later)
+  if (!add_tensors(st, params, bufs, i)) {  // (cannot fail on these; if it did, count it again later)
     PyErr_Clear();
     st.counted[i] = 0;
   }
